@@ -1,0 +1,108 @@
+package objective
+
+import (
+	"fmt"
+	"math"
+	"strings"
+)
+
+// Optimizer names.
+const (
+	SGD      = "sgd"
+	Momentum = "momentum"
+	Adam     = "adam"
+)
+
+// Optimizers lists the optimizer names.
+var Optimizers = []string{SGD, Momentum, Adam}
+
+// optimizer updates parameters in place from their gradients. The updates
+// follow torch.optim (SGD with momentum buffer b ← μb + g, Adam with bias
+// correction and L2 weight decay added to the gradient) so that results can
+// be compared with PyTorch runs.
+type optimizer interface {
+	step(params, grads [][]float32)
+}
+
+func newOptimizer(c Config, params [][]float32) (optimizer, error) {
+	lr, wd := float32(c.LR), float32(c.WeightDecay)
+	switch strings.ToLower(c.Optimizer) {
+	case SGD:
+		return &sgd{lr: lr, wd: wd}, nil
+	case Momentum:
+		o := &momentum{lr: lr, wd: wd, mu: float32(c.momentum())}
+		for _, p := range params {
+			o.buf = append(o.buf, make([]float32, len(p)))
+		}
+		return o, nil
+	case Adam:
+		o := &adam{lr: c.LR, wd: wd, b1: 0.9, b2: 0.999, eps: 1e-8}
+		for _, p := range params {
+			o.m = append(o.m, make([]float32, len(p)))
+			o.v = append(o.v, make([]float32, len(p)))
+		}
+		return o, nil
+	}
+	return nil, fmt.Errorf("unknown optimizer %q (want %s)", c.Optimizer, strings.Join(Optimizers, ", "))
+}
+
+type sgd struct{ lr, wd float32 }
+
+// The SGD updates run on the BLAS's vectorised level-1 routines; the
+// gradients are scratch space that the next step overwrites.
+func (o *sgd) step(params, grads [][]float32) {
+	for k, p := range params {
+		g := grads[k][:len(p)]
+		if o.wd != 0 {
+			blas32.Saxpy(len(p), o.wd, p, 1, g, 1) // g += wd·p
+		}
+		blas32.Saxpy(len(p), -o.lr, g, 1, p, 1) // p -= lr·g
+	}
+}
+
+type momentum struct {
+	lr, wd, mu float32
+	buf        [][]float32
+}
+
+func (o *momentum) step(params, grads [][]float32) {
+	for k, p := range params {
+		g := grads[k][:len(p)]
+		b := o.buf[k][:len(p)]
+		if o.wd != 0 {
+			blas32.Saxpy(len(p), o.wd, p, 1, g, 1) // g += wd·p
+		}
+		blas32.Sscal(len(p), o.mu, b, 1)        // b = μ·b
+		blas32.Saxpy(len(p), 1, g, 1, b, 1)     // b += g
+		blas32.Saxpy(len(p), -o.lr, b, 1, p, 1) // p -= lr·b
+	}
+}
+
+type adam struct {
+	lr     float64
+	wd     float32
+	b1, b2 float32
+	eps    float32
+	t      int
+	m, v   [][]float32
+}
+
+func (o *adam) step(params, grads [][]float32) {
+	o.t++
+	bc1 := 1 - math.Pow(float64(o.b1), float64(o.t))
+	bc2 := 1 - math.Pow(float64(o.b2), float64(o.t))
+	stepSize := float32(o.lr / bc1)
+	rbc2 := float32(1 / math.Sqrt(bc2))
+	for k, p := range params {
+		g := grads[k][:len(p)]
+		m := o.m[k][:len(p)]
+		v := o.v[k][:len(p)]
+		for i := range p {
+			d := g[i] + o.wd*p[i]
+			m[i] = o.b1*m[i] + (1-o.b1)*d
+			v[i] = o.b2*v[i] + (1-o.b2)*d*d
+			denom := float32(math.Sqrt(float64(v[i])))*rbc2 + o.eps
+			p[i] -= stepSize * m[i] / denom
+		}
+	}
+}

@@ -1,0 +1,338 @@
+package objective
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/floodtune/floodtune/flood"
+)
+
+// Config is one training run's hyperparameters.
+type Config struct {
+	Hidden      []int        `json:"hidden"`
+	Optimizer   string       `json:"optimizer"`
+	LR          float64      `json:"lr"`
+	Momentum    float64      `json:"momentum"` // momentum only; 0 means 0.9
+	WeightDecay float64      `json:"weight_decay"`
+	BatchSize   int          `json:"batch_size"`
+	Epochs      int          `json:"epochs"`
+	Flood       flood.Method `json:"flood"`
+	FloodLevel  float64      `json:"flood_level"`
+	Seed        int64        `json:"seed"` // model initialisation and batch order
+}
+
+// Limits that protect the machine from a typo.
+const (
+	MaxEpochs     = 100_000
+	MaxWidth      = 65_536
+	MaxLayers     = 64
+	MaxParameters = 1 << 28
+)
+
+func (c Config) momentum() float64 {
+	if c.Momentum == 0 {
+		return 0.9
+	}
+	return c.Momentum
+}
+
+// Validate checks the hyperparameters alone; ValidateFor also checks them
+// against a dataset.
+func (c Config) Validate() error {
+	if len(c.Hidden) == 0 {
+		return errors.New("hidden layers: give at least one width, e.g. 500,500")
+	}
+	if len(c.Hidden) > MaxLayers {
+		return fmt.Errorf("hidden layers: %d layers is more than the limit of %d", len(c.Hidden), MaxLayers)
+	}
+	for i, w := range c.Hidden {
+		if w <= 0 {
+			return fmt.Errorf("hidden layers: width %d of layer %d must be positive", w, i+1)
+		}
+		if w > MaxWidth {
+			return fmt.Errorf("hidden layers: width %d of layer %d is more than the limit of %d", w, i+1, MaxWidth)
+		}
+	}
+	switch strings.ToLower(c.Optimizer) {
+	case SGD, Momentum, Adam:
+	default:
+		return fmt.Errorf("optimizer: unknown %q (want %s)", c.Optimizer, strings.Join(Optimizers, ", "))
+	}
+	if !finite(c.LR) || c.LR <= 0 {
+		return fmt.Errorf("learning rate: must be a positive number, got %v", c.LR)
+	}
+	if !finite(c.Momentum) || c.Momentum < 0 || c.Momentum >= 1 {
+		return fmt.Errorf("momentum: must be in [0, 1), got %v", c.Momentum)
+	}
+	if !finite(c.WeightDecay) || c.WeightDecay < 0 {
+		return fmt.Errorf("weight decay: must be a number ≥ 0, got %v", c.WeightDecay)
+	}
+	if c.BatchSize <= 0 {
+		return fmt.Errorf("batch size: must be positive, got %d", c.BatchSize)
+	}
+	if c.Epochs <= 0 || c.Epochs > MaxEpochs {
+		return fmt.Errorf("epochs: must be between 1 and %d, got %d", MaxEpochs, c.Epochs)
+	}
+	if _, err := flood.ParseMethod(string(c.Flood)); err != nil {
+		return err
+	}
+	if err := flood.CheckLevel(c.FloodLevel); err != nil {
+		return fmt.Errorf("flood level: must be a finite number ≥ 0, got %v", c.FloodLevel)
+	}
+	return nil
+}
+
+// ValidateFor checks c against the dataset it will train on.
+func (c Config) ValidateFor(d *Data) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	if c.BatchSize > d.Train.N {
+		return fmt.Errorf("batch size: %d is larger than the training set (%d rows)", c.BatchSize, d.Train.N)
+	}
+	params := 0
+	sizes := append(append([]int{d.Features}, c.Hidden...), d.Classes)
+	for l := 0; l+1 < len(sizes); l++ {
+		params += (sizes[l] + 1) * sizes[l+1]
+	}
+	if params > MaxParameters {
+		return fmt.Errorf("hidden layers: the model would have %d parameters, more than the limit of %d", params, MaxParameters)
+	}
+	return nil
+}
+
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+
+// EpochReport is what a run reports after every epoch.
+type EpochReport struct {
+	Epoch int `json:"epoch"` // 1-based
+	// TrainLoss and TrainAcc are the means over the epoch's minibatches of
+	// the unflooded loss and the accuracy, taken before each step.
+	TrainLoss float64 `json:"train_loss"`
+	TrainAcc  float64 `json:"train_acc"`
+	ValLoss   float64 `json:"val_loss"`
+	ValAcc    float64 `json:"val_acc"`
+	// AscentFraction is the share of this epoch's steps that ascended.
+	AscentFraction float64 `json:"ascent_fraction"`
+	Seconds        float64 `json:"seconds"` // this epoch, evaluation included
+}
+
+// Result is a finished run: losses and accuracies of the final model on the
+// whole of each split (training labels as noisy as they were trained on).
+type Result struct {
+	TrainLoss      float64       `json:"train_loss"`
+	TrainAcc       float64       `json:"train_acc"`
+	ValLoss        float64       `json:"val_loss"`
+	ValAcc         float64       `json:"val_acc"`
+	TestLoss       float64       `json:"test_loss"`
+	TestAcc        float64       `json:"test_acc"`
+	AscentFraction float64       `json:"ascent_fraction"`
+	Epochs         int           `json:"epochs"`
+	Steps          int           `json:"steps"`
+	Seconds        float64       `json:"seconds"`
+	History        []EpochReport `json:"history,omitempty"`
+}
+
+// DivergedError ends a run whose loss became NaN or infinite.
+type DivergedError struct {
+	Epoch int
+	Loss  float64
+}
+
+func (e *DivergedError) Error() string {
+	return fmt.Sprintf("diverged at epoch %d: the loss is %v (try a lower learning rate)", e.Epoch, e.Loss)
+}
+
+// EpochFunc is called after every epoch. An error stops the run: Train
+// returns it (wrapped) with the result so far.
+type EpochFunc func(EpochReport) error
+
+// evalBatch is the batch size of evaluation passes.
+const evalBatch = 1000
+
+// Train trains a new model on d under c, calling onEpoch (if not nil) after
+// every epoch. The same data, config and BLAS thread count give the same
+// result, bit for bit.
+func Train(ctx context.Context, d *Data, c Config, onEpoch EpochFunc) (*Result, error) {
+	if err := c.ValidateFor(d); err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
+	model := NewModel(d.Features, c.Hidden, d.Classes, newRand(c.Seed, streamInit))
+	tr, err := newTrainer(model, d, c)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{}
+	shuffle := newRand(c.Seed, streamShuffle)
+	order := make([]int, d.Train.N)
+	for i := range order {
+		order[i] = i
+	}
+	for epoch := 1; epoch <= c.Epochs; epoch++ {
+		te := time.Now()
+		shuffle.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+		rep, err := tr.epoch(ctx, epoch, order)
+		if err != nil {
+			res.Epochs = epoch - 1
+			res.Seconds = time.Since(t0).Seconds()
+			return res, err
+		}
+		if rep.ValLoss, rep.ValAcc, err = tr.evaluate(ctx, &d.Val); err != nil {
+			return res, err
+		}
+		if !finite(rep.ValLoss) {
+			return res, &DivergedError{Epoch: epoch, Loss: rep.ValLoss}
+		}
+		rep.Seconds = time.Since(te).Seconds()
+		res.History = append(res.History, rep)
+		res.Epochs = epoch
+		if onEpoch != nil {
+			if err := onEpoch(rep); err != nil {
+				res.Seconds = time.Since(t0).Seconds()
+				return res, fmt.Errorf("stopped after epoch %d: %w", epoch, err)
+			}
+		}
+	}
+	if res.TrainLoss, res.TrainAcc, err = tr.evaluate(ctx, &d.Train); err != nil {
+		return res, err
+	}
+	last := res.History[len(res.History)-1]
+	res.ValLoss, res.ValAcc = last.ValLoss, last.ValAcc
+	if res.TestLoss, res.TestAcc, err = tr.evaluate(ctx, &d.Test); err != nil {
+		return res, err
+	}
+	res.Steps = tr.steps
+	res.AscentFraction = tr.ascentFraction()
+	res.Seconds = time.Since(t0).Seconds()
+	return res, nil
+}
+
+// Random streams of a training run, beside the dataset's.
+const (
+	streamInit    uint64 = 0x696e69746d6f646c
+	streamShuffle uint64 = 0x73687566666c6521
+)
+
+// trainer holds one run's graphs and optimizer state.
+type trainer struct {
+	model  *Model
+	data   *Data
+	cfg    Config
+	full   *net // batches of BatchSize
+	rest   *net // the last, smaller batch of an epoch, if any
+	eval   *net
+	opt    optimizer
+	params [][]float32
+	grads  [][]float32
+	steps  int
+}
+
+func newTrainer(m *Model, d *Data, c Config) (*trainer, error) {
+	method, err := flood.ParseMethod(string(c.Flood))
+	if err != nil {
+		return nil, err
+	}
+	t := &trainer{model: m, data: d, cfg: c, params: m.Params()}
+	if t.full, err = m.newNet(c.BatchSize, true, method, c.FloodLevel); err != nil {
+		return nil, err
+	}
+	if r := d.Train.N % c.BatchSize; r != 0 {
+		if t.rest, err = m.newNet(r, true, method, c.FloodLevel); err != nil {
+			return nil, err
+		}
+	}
+	largest := max(d.Train.N, d.Val.N, d.Test.N)
+	if t.eval, err = m.newNet(min(evalBatch, largest), false, method, 0); err != nil {
+		return nil, err
+	}
+	if t.opt, err = newOptimizer(c, t.params); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// epoch runs one pass over the training rows in the given order.
+func (t *trainer) epoch(ctx context.Context, epoch int, order []int) (EpochReport, error) {
+	rep := EpochReport{Epoch: epoch}
+	var loss float64
+	var correct, steps int
+	var ascents float64
+	f := t.data.Features
+	for start := 0; start < len(order); start += t.cfg.BatchSize {
+		if err := ctx.Err(); err != nil {
+			return rep, err
+		}
+		idx := order[start:min(start+t.cfg.BatchSize, len(order))]
+		n := t.full
+		if len(idx) < t.cfg.BatchSize {
+			n = t.rest
+		}
+		n.load(&t.data.Train, f, idx)
+		if err := n.run(); err != nil {
+			return rep, fmt.Errorf("training step %d: %w", t.steps+1, err)
+		}
+		j := n.stats.LastLoss()
+		if !finite(j) {
+			return rep, &DivergedError{Epoch: epoch, Loss: j}
+		}
+		l, c := n.score(len(idx))
+		loss += l
+		correct += c
+		ascents += n.stats.LastAscent()
+		steps++
+		t.steps++
+		t.grads = n.gradients(t.grads)
+		t.opt.step(t.params, t.grads)
+	}
+	rep.TrainLoss = loss / float64(len(order))
+	rep.TrainAcc = float64(correct) / float64(len(order))
+	rep.AscentFraction = ascents / float64(steps)
+	return rep, nil
+}
+
+// evaluate returns the mean loss and the accuracy of the model on s.
+func (t *trainer) evaluate(ctx context.Context, s *Split) (loss, acc float64, err error) {
+	if s.N == 0 {
+		return math.NaN(), math.NaN(), nil
+	}
+	n := t.eval
+	idx := make([]int, 0, n.batch)
+	var correct int
+	for start := 0; start < s.N; start += n.batch {
+		if err := ctx.Err(); err != nil {
+			return 0, 0, err
+		}
+		idx = idx[:0]
+		for r := start; r < min(start+n.batch, s.N); r++ {
+			idx = append(idx, r)
+		}
+		n.load(s, t.data.Features, idx)
+		if err := n.run(); err != nil {
+			return 0, 0, fmt.Errorf("evaluation: %w", err)
+		}
+		l, c := n.score(len(idx))
+		loss += l
+		correct += c
+	}
+	return loss / float64(s.N), float64(correct) / float64(s.N), nil
+}
+
+func (t *trainer) ascentFraction() float64 {
+	var sum float64
+	var steps int
+	for _, n := range []*net{t.full, t.rest} {
+		if n != nil {
+			sum += n.stats.AscentFraction() * float64(n.stats.Steps())
+			steps += n.stats.Steps()
+		}
+	}
+	if steps == 0 {
+		return 0
+	}
+	return sum / float64(steps)
+}
