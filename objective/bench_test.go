@@ -4,6 +4,9 @@ import (
 	"runtime"
 	"testing"
 
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
 	"github.com/floodtune/floodtune/flood"
 )
 
@@ -58,5 +61,61 @@ func TestStepAllocatesNoTensors(t *testing.T) {
 	}
 	if later > 1.5*first+1024 {
 		t.Fatalf("allocation per step grows: %.0f then %.0f bytes", first, later)
+	}
+}
+
+// BenchmarkStepGorgoniaBuiltinOps times the same step built from Gorgonia's
+// own ops (Mul, BroadcastAdd, Rectify, LogSoftMax, HadamardProd, Sum) and its
+// momentum solver, the way a Gorgonia user would write it: the baseline that
+// the fused ops of this package are measured against in docs/performance.md.
+func BenchmarkStepGorgoniaBuiltinOps(b *testing.B) {
+	SetBLASThreads(1)
+	const batch, classes = 128, 10
+	sizes := []int{784, 500, 500, classes}
+	g := G.NewGraph()
+	x := G.NewMatrix(g, tensor.Float32, G.WithShape(batch, sizes[0]), G.WithName("x"), G.WithInit(G.Uniform(0, 1)))
+	onehot := make([]float32, batch*classes)
+	for i := 0; i < batch; i++ {
+		onehot[i*classes+i%classes] = 1
+	}
+	y := G.NewMatrix(g, tensor.Float32, G.WithShape(batch, classes), G.WithName("y"),
+		G.WithValue(tensor.New(tensor.WithShape(batch, classes), tensor.WithBacking(onehot))))
+	var params G.Nodes
+	h := x
+	for l := 0; l+1 < len(sizes); l++ {
+		w := G.NewMatrix(g, tensor.Float32, G.WithShape(sizes[l], sizes[l+1]), G.WithInit(G.GlorotU(1)))
+		bias := G.NewMatrix(g, tensor.Float32, G.WithShape(1, sizes[l+1]), G.WithInit(G.Zeroes()))
+		params = append(params, w, bias)
+		h = G.Must(G.BroadcastAdd(G.Must(G.Mul(h, w)), bias, nil, []byte{0}))
+		if l+2 < len(sizes) {
+			h = G.Must(G.Rectify(h))
+		}
+	}
+	losses := G.Must(G.Neg(G.Must(G.Sum(G.Must(G.HadamardProd(G.Must(G.LogSoftMax(h)), y)), 1))))
+	cost, _, err := flood.Apply(losses, flood.Batch, 0.1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := G.Grad(cost, params...); err != nil {
+		b.Fatal(err)
+	}
+	vm := G.NewTapeMachine(g, G.BindDualValues(params...))
+	solver := G.NewMomentum(G.WithLearnRate(0.01), G.WithMomentum(0.9))
+	step := func() {
+		if err := vm.RunAll(); err != nil {
+			b.Fatal(err)
+		}
+		if err := solver.Step(G.NodesToValueGrads(params)); err != nil {
+			b.Fatal(err)
+		}
+		vm.Reset()
+	}
+	for i := 0; i < 5; i++ {
+		step()
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		step()
 	}
 }

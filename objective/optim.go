@@ -91,18 +91,11 @@ func (o *adam) step(params, grads [][]float32) {
 	o.t++
 	bc1 := 1 - math.Pow(float64(o.b1), float64(o.t))
 	bc2 := 1 - math.Pow(float64(o.b2), float64(o.t))
-	stepSize := float32(o.lr / bc1)
-	rbc2 := float32(1 / math.Sqrt(bc2))
+	c := adamConsts{
+		wd: o.wd, b1: o.b1, nb1: 1 - o.b1, b2: o.b2, nb2: 1 - o.b2,
+		rbc2: float32(1 / math.Sqrt(bc2)), eps: o.eps, step: float32(o.lr / bc1),
+	}
 	for k, p := range params {
-		g := grads[k][:len(p)]
-		m := o.m[k][:len(p)]
-		v := o.v[k][:len(p)]
-		for i := range p {
-			d := g[i] + o.wd*p[i]
-			m[i] = o.b1*m[i] + (1-o.b1)*d
-			v[i] = o.b2*v[i] + (1-o.b2)*d*d
-			denom := float32(math.Sqrt(float64(v[i])))*rbc2 + o.eps
-			p[i] -= stepSize * m[i] / denom
-		}
+		adamUpdate(p, grads[k], o.m[k], o.v[k], &c)
 	}
 }

@@ -223,9 +223,9 @@ type trainer struct {
 	model  *Model
 	data   *Data
 	cfg    Config
-	full   *net // batches of BatchSize
-	rest   *net // the last, smaller batch of an epoch, if any
-	eval   *net
+	full   *net         // batches of BatchSize
+	rest   *net         // the last, smaller batch of an epoch, if any
+	eval   map[int]*net // forward-only graphs by batch size
 	opt    optimizer
 	params [][]float32
 	grads  [][]float32
@@ -246,10 +246,7 @@ func newTrainer(m *Model, d *Data, c Config) (*trainer, error) {
 			return nil, err
 		}
 	}
-	largest := max(d.Train.N, d.Val.N, d.Test.N)
-	if t.eval, err = m.newNet(min(evalBatch, largest), false, method, 0); err != nil {
-		return nil, err
-	}
+	t.eval = make(map[int]*net)
 	if t.opt, err = newOptimizer(c, t.params); err != nil {
 		return nil, err
 	}
@@ -300,7 +297,16 @@ func (t *trainer) evaluate(ctx context.Context, s *Split) (loss, acc float64, er
 	if s.N == 0 {
 		return math.NaN(), math.NaN(), nil
 	}
-	n := t.eval
+	// A split smaller than evalBatch gets a graph of its own size, so that
+	// a small validation set is not padded at every epoch.
+	size := min(evalBatch, s.N)
+	n, ok := t.eval[size]
+	if !ok {
+		if n, err = t.model.newNet(size, false, flood.None, 0); err != nil {
+			return 0, 0, err
+		}
+		t.eval[size] = n
+	}
 	idx := make([]int, 0, n.batch)
 	var correct int
 	for start := 0; start < s.N; start += n.batch {

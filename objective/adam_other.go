@@ -1,0 +1,5 @@
+//go:build !amd64 || purego
+
+package objective
+
+func adamUpdate(p, g, m, v []float32, c *adamConsts) { adamGeneric(p, g, m, v, c) }
