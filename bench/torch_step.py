@@ -3,9 +3,10 @@
 784-500-500-10 at batch 128, float32, flooded loss |J - b| + b, SGD with
 momentum, on random data. Prints the median milliseconds per step.
 
-Usage: torch_step.py THREADS [STEPS] [BLOCKS]. Run it with OPENBLAS_NUM_THREADS
-and OMP_NUM_THREADS set to THREADS as well: Debian's torch does its matrix
-products in OpenBLAS, which torch.set_num_threads does not limit.
+Usage: torch_step.py THREADS [STEPS] [BLOCKS]. THREADS goes to
+torch.set_num_threads (torch's own intra-op threads). Debian's torch does its
+matrix products in OpenBLAS, whose threads torch.set_num_threads does not
+limit: set OPENBLAS_NUM_THREADS (and OMP_NUM_THREADS) in the environment too.
 """
 import statistics
 import sys

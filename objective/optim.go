@@ -66,15 +66,10 @@ type momentum struct {
 }
 
 func (o *momentum) step(params, grads [][]float32) {
+	c := momentumConsts{wd: o.wd, mu: o.mu, lr: o.lr}
 	for k, p := range params {
 		g := grads[k][:len(p)]
-		b := o.buf[k][:len(p)]
-		if o.wd != 0 {
-			blas32.Saxpy(len(p), o.wd, p, 1, g, 1) // g += wd·p
-		}
-		blas32.Sscal(len(p), o.mu, b, 1)        // b = μ·b
-		blas32.Saxpy(len(p), 1, g, 1, b, 1)     // b += g
-		blas32.Saxpy(len(p), -o.lr, b, 1, p, 1) // p -= lr·b
+		momentumUpdate(p, g, o.buf[k], &c)
 	}
 }
 

@@ -36,6 +36,32 @@ func TestAdamKernelMatchesGenericBitForBit(t *testing.T) {
 	}
 }
 
+func TestMomentumKernelMatchesGenericBitForBit(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, n := range []int{0, 1, 7, 8, 9, 64, 1003} {
+		fill := func() []float32 {
+			s := make([]float32, n)
+			for i := range s {
+				s[i] = float32(rng.NormFloat64())
+			}
+			return s
+		}
+		p, g, b := fill(), fill(), fill()
+		p2, g2, b2 := append([]float32(nil), p...), append([]float32(nil), g...), append([]float32(nil), b...)
+		c := momentumConsts{wd: 1e-3, mu: 0.9, lr: 0.1}
+		for step := 0; step < 3; step++ {
+			momentumUpdate(p, g, b, &c)
+			momentumGeneric(p2, g2, b2, &c)
+		}
+		for i := range p {
+			if p[i] != p2[i] || b[i] != b2[i] {
+				t.Fatalf("n=%d: element %d differs: p %v/%v b %v/%v", n, i, p[i], p2[i], b[i], b2[i])
+			}
+		}
+	}
+}
+
 // The updates of Adam and SGD with momentum against torch.optim on a scalar
 // with loss w², w = 1, lr 0.1, weight decay 0.5. The expected values were
 // printed by torch 1.13 (float32) for three steps.

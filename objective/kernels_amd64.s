@@ -52,3 +52,37 @@ loop:
 done:
 	VZEROUPPER
 	RET
+
+// func momentumAVX(p, grad, b *float32, n int, c *momentumConsts)
+// The same operations, in the same order and rounding, as momentumGeneric.
+TEXT ·momentumAVX(SB), NOSPLIT, $0-40
+	MOVQ p+0(FP), DI
+	MOVQ grad+8(FP), SI
+	MOVQ b+16(FP), R8
+	MOVQ n+24(FP), CX
+	MOVQ c+32(FP), AX
+	VBROADCASTSS 0(AX), Y8   // wd
+	VBROADCASTSS 4(AX), Y9   // mu
+	VBROADCASTSS 8(AX), Y10  // lr
+	XORQ BX, BX
+
+mloop:
+	CMPQ BX, CX
+	JGE  mdone
+	VMOVUPS (DI)(BX*4), Y0   // p
+	VMOVUPS (SI)(BX*4), Y1   // g
+	VMULPS  Y8, Y0, Y4       // wd·p
+	VADDPS  Y4, Y1, Y1       // d = g + wd·p
+	VMOVUPS (R8)(BX*4), Y2   // b
+	VMULPS  Y9, Y2, Y2       // mu·b
+	VADDPS  Y1, Y2, Y2       // b = mu·b + d
+	VMOVUPS Y2, (R8)(BX*4)
+	VMULPS  Y10, Y2, Y6      // lr·b
+	VSUBPS  Y6, Y0, Y0       // p - lr·b
+	VMOVUPS Y0, (DI)(BX*4)
+	ADDQ    $8, BX
+	JMP     mloop
+
+mdone:
+	VZEROUPPER
+	RET

@@ -1,3 +1,7 @@
+// The optimizers' element-wise updates. Each has a plain Go version and, on
+// amd64 with AVX, a vector kernel that performs the same float32 operations in
+// the same order, so both give the same result bit for bit.
+
 package objective
 
 import "math"
@@ -25,5 +29,27 @@ func adamGeneric(p, g, m, v []float32, c *adamConsts) {
 		m[i], v[i] = mi, vi
 		denom := float32(float32(math.Sqrt(float64(vi)))*c.rbc2) + c.eps
 		p[i] -= float32(c.step*mi) / denom
+	}
+}
+
+// momentumConsts are the constants of an SGD-with-momentum update.
+type momentumConsts struct {
+	wd, mu, lr float32
+}
+
+// momentumGeneric applies one update of SGD with momentum (torch.optim.SGD,
+// dampening 0) to p from g with the buffer b, products rounded before sums
+// as in the vector kernel:
+//
+//	d = g + wd·p
+//	b = mu·b + d
+//	p = p − lr·b
+func momentumGeneric(p, g, b []float32, c *momentumConsts) {
+	g, b = g[:len(p)], b[:len(p)]
+	for i := range p {
+		d := g[i] + float32(c.wd*p[i])
+		bi := float32(c.mu*b[i]) + d
+		b[i] = bi
+		p[i] -= float32(c.lr * bi)
 	}
 }
