@@ -27,3 +27,23 @@ for (ds, noise, method, b), rs in sorted(rows.items()):
           f"{fmt([r['test_loss'] for r in rs], 1, 3)} | {fmt([r['val_acc'] for r in rs], 100)} | "
           f"{fmt([r['train_loss'] for r in rs], 1, 3)} | {fmt([r['ascent_fraction'] for r in rs], 100, 1)} | "
           f"{rs[0]['epochs']} | {statistics.mean(r['seconds'] for r in rs):.0f} |")
+
+# The flood level chosen per seed on validation accuracy (ties to the smaller
+# b), as in the flooding paper, against plain training.
+groups = defaultdict(lambda: defaultdict(list))
+for (ds, noise, method, b), rs in rows.items():
+    for r in rs:
+        groups[(ds, noise, method)][r["seed"]].append(r)
+for (ds, noise, method), by_seed in sorted(groups.items()):
+    chosen = []
+    for seed, rs in sorted(by_seed.items()):
+        best = max(rs, key=lambda r: (r["val_acc"], -r["flood_level"]))
+        chosen.append(best)
+    plain = [r for rs in by_seed.values() for r in rs if r["flood_level"] == 0]
+    print()
+    print(f"{ds}, noise {noise}, {method}: b chosen on validation per seed: "
+          f"test acc {fmt([r['test_acc'] for r in chosen], 100)} %, test loss {fmt([r['test_loss'] for r in chosen], 1, 3)}, "
+          f"chosen b {[r['flood_level'] for r in chosen]}")
+    if plain:
+        print(f"{ds}, noise {noise}, {method}: plain training (b = 0): "
+              f"test acc {fmt([r['test_acc'] for r in plain], 100)} %, test loss {fmt([r['test_loss'] for r in plain], 1, 3)}")

@@ -51,15 +51,6 @@ func (m *Model) Params() [][]float32 {
 	return ps
 }
 
-// NumParams returns the number of parameters.
-func (m *Model) NumParams() int {
-	n := 0
-	for _, p := range m.Params() {
-		n += len(p)
-	}
-	return n
-}
-
 // net is one Gorgonia graph of a Model for a fixed batch size: the forward
 // pass to per-sample losses and, for training, the flooded objective and the
 // gradients of the parameters.
