@@ -44,7 +44,7 @@ bench-go:
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench . -benchmem ./objective/
 
 # Two trainings on MNIST with 20% label noise: plain (b = 0), then flooded at
-# b = 0.94, the noise's irreducible loss. About a minute with OpenBLAS.
+# b = 0.94, the noise's irreducible loss. About 90 s with OpenBLAS.
 demo: build
 	$(BIN) train --dataset mnist --label-noise 0.2 --flood-level 0 --epochs 20
 	$(BIN) train --dataset mnist --label-noise 0.2 --flood-level 0.94 --epochs 20

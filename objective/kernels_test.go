@@ -6,17 +6,23 @@ import (
 	"testing"
 )
 
+// kernelSizes cover empty input, a tail shorter than a vector, exact vectors
+// and vectors with a tail.
+var kernelSizes = []int{0, 1, 7, 8, 9, 64, 1003}
+
+func normals(rng *rand.Rand, n int) []float32 {
+	s := make([]float32, n)
+	for i := range s {
+		s[i] = float32(rng.NormFloat64())
+	}
+	return s
+}
+
 func TestAdamKernelMatchesGenericBitForBit(t *testing.T) {
 	t.Parallel()
 	rng := rand.New(rand.NewPCG(3, 4))
-	for _, n := range []int{0, 1, 7, 8, 9, 64, 1003} {
-		fill := func() []float32 {
-			s := make([]float32, n)
-			for i := range s {
-				s[i] = float32(rng.NormFloat64())
-			}
-			return s
-		}
+	for _, n := range kernelSizes {
+		fill := func() []float32 { return normals(rng, n) }
 		p, g, m := fill(), fill(), fill()
 		v := fill()
 		for i := range v {
@@ -39,14 +45,8 @@ func TestAdamKernelMatchesGenericBitForBit(t *testing.T) {
 func TestMomentumKernelMatchesGenericBitForBit(t *testing.T) {
 	t.Parallel()
 	rng := rand.New(rand.NewPCG(5, 6))
-	for _, n := range []int{0, 1, 7, 8, 9, 64, 1003} {
-		fill := func() []float32 {
-			s := make([]float32, n)
-			for i := range s {
-				s[i] = float32(rng.NormFloat64())
-			}
-			return s
-		}
+	for _, n := range kernelSizes {
+		fill := func() []float32 { return normals(rng, n) }
 		p, g, b := fill(), fill(), fill()
 		p2, g2, b2 := append([]float32(nil), p...), append([]float32(nil), g...), append([]float32(nil), b...)
 		c := momentumConsts{wd: 1e-3, mu: 0.9, lr: 0.1}

@@ -84,14 +84,14 @@ func (m *Model) newNet(batch int, train bool, method flood.Method, level float64
 		b := G.NewVector(g, tensor.Float32, G.WithShape(m.B[l].Shape()...), G.WithName(fmt.Sprintf("b%d", l)), G.WithValue(m.B[l]))
 		params = append(params, w, b)
 		var err error
-		op := &linearOp{base: newBase(), relu: l+1 < len(m.W), gradInput: l > 0}
+		op := newLinearOp(l+1 < len(m.W), l > 0)
 		if h, err = G.ApplyOp(op, h, w, b); err != nil {
 			return nil, fmt.Errorf("build layer %d: %w", l, err)
 		}
 	}
 	n.logits = h
 	var err error
-	if n.losses, err = G.ApplyOp(&softmaxCEOp{base: newBase()}, h, y); err != nil {
+	if n.losses, err = G.ApplyOp(newSoftmaxCEOp(), h, y); err != nil {
 		return nil, fmt.Errorf("build loss: %w", err)
 	}
 	if train {

@@ -26,12 +26,6 @@ var (
 	opSeq atomic.Uint64 // distinguishes op instances in Gorgonia's hash-consing
 )
 
-func opHash(op interface{ WriteHash(hash.Hash) }) uint32 {
-	h := fnv.New32a()
-	op.WriteHash(h)
-	return h.Sum32()
-}
-
 // buffer returns t if it has the shape, else a new float32 tensor of that shape.
 func buffer(t *tensor.Dense, shape ...int) *tensor.Dense {
 	if t != nil && t.Shape().Eq(tensor.Shape(shape)) {
@@ -40,12 +34,23 @@ func buffer(t *tensor.Dense, shape ...int) *tensor.Dense {
 	return tensor.New(tensor.Of(tensor.Float32), tensor.WithShape(shape...))
 }
 
-func f32s(v G.Value) ([]float32, tensor.Shape, error) {
-	t, ok := v.(*tensor.Dense)
-	if !ok || t.Dtype() != tensor.Float32 {
-		return nil, nil, fmt.Errorf("objective: want a float32 tensor, got %T", v)
+// maxInputs is the most inputs an op here takes.
+const maxInputs = 3
+
+// unpack returns the data and shapes of an op's n float32 tensor inputs, in
+// arrays so that a step allocates nothing for them.
+func unpack(in []G.Value, n int) (data [maxInputs][]float32, shapes [maxInputs]tensor.Shape, err error) {
+	if len(in) != n {
+		return data, shapes, fmt.Errorf("objective: want %d inputs, got %d", n, len(in))
 	}
-	return t.Float32s(), t.Shape(), nil
+	for i, v := range in {
+		t, ok := v.(*tensor.Dense)
+		if !ok || t.Dtype() != tensor.Float32 {
+			return data, shapes, fmt.Errorf("objective: input %d: want a float32 tensor, got %T", i, v)
+		}
+		data[i], shapes[i] = t.Float32s(), t.Shape()
+	}
+	return data, shapes, nil
 }
 
 func shapeOf(d G.DimSizer) (tensor.Shape, error) {
@@ -56,14 +61,42 @@ func shapeOf(d G.DimSizer) (tensor.Shape, error) {
 	return s, nil
 }
 
-// base holds what every op here shares.
-type base struct{ id uint64 }
+// base holds what every op here shares: a name, and an id that keeps
+// Gorgonia's hash-consing from merging two ops (each owns its buffer).
+type base struct {
+	name string
+	id   uint64
+}
 
-func (base) ReturnsPtr() bool     { return false }
-func (base) CallsExtern() bool    { return false }
-func (base) OverwritesInput() int { return -1 }
+func newBase(name string) base { return base{name: name, id: opSeq.Add(1)} }
 
-func newBase() base { return base{id: opSeq.Add(1)} }
+func (b base) String() string        { return b.name }
+func (b base) WriteHash(h hash.Hash) { fmt.Fprintf(h, "%s#%d", b.name, b.id) }
+func (b base) ReturnsPtr() bool      { return false }
+func (b base) CallsExtern() bool     { return false }
+func (b base) OverwritesInput() int  { return -1 }
+func (b base) Hashcode() uint32 {
+	h := fnv.New32a()
+	b.WriteHash(h)
+	return h.Sum32()
+}
+
+// gradBase is the base of a backward op, which is not differentiated again.
+type gradBase struct{ base }
+
+func (gradBase) DiffWRT(n int) []bool { return make([]bool, n) }
+func (g gradBase) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
+	return nil, fmt.Errorf("objective: %v is not differentiable", g.name)
+}
+
+// sameShape is the InferShape of an op whose output has its first input's shape.
+func sameShape(in ...G.DimSizer) (tensor.Shape, error) {
+	s, err := shapeOf(in[0])
+	if err != nil {
+		return nil, err
+	}
+	return s.Clone(), nil
+}
 
 // linearOp: y = x·Wᵀ + b for x [n,in], W [out,in] (PyTorch's layout), b
 // [out], followed by a ReLU when relu is set (fused: one pass over y).
@@ -74,18 +107,16 @@ type linearOp struct {
 	out       *tensor.Dense
 }
 
+func newLinearOp(relu, gradInput bool) *linearOp {
+	name := "Linear"
+	if relu {
+		name = "LinearReLU"
+	}
+	return &linearOp{base: newBase(name), relu: relu, gradInput: gradInput}
+}
+
 func (op *linearOp) Arity() int    { return 3 }
 func (op *linearOp) Type() hm.Type { return hm.NewFnType(tMat, tMat, tVec, tMat) }
-func (op *linearOp) String() string {
-	if op.relu {
-		return "LinearReLU"
-	}
-	return "Linear"
-}
-func (op *linearOp) WriteHash(h hash.Hash) {
-	fmt.Fprintf(h, "linear{%v,%v,%d}", op.relu, op.gradInput, op.id)
-}
-func (op *linearOp) Hashcode() uint32 { return opHash(op) }
 func (op *linearOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	x, err := shapeOf(in[0])
 	if err != nil {
@@ -102,19 +133,12 @@ func (op *linearOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 }
 
 func (op *linearOp) Do(in ...G.Value) (G.Value, error) {
-	x, xs, err := f32s(in[0])
+	data, shapes, err := unpack(in, 3)
 	if err != nil {
 		return nil, err
 	}
-	w, ws, err := f32s(in[1])
-	if err != nil {
-		return nil, err
-	}
-	b, _, err := f32s(in[2])
-	if err != nil {
-		return nil, err
-	}
-	n, k, m := xs[0], xs[1], ws[0]
+	x, w, b := data[0], data[1], data[2]
+	n, k, m := shapes[0][0], shapes[0][1], shapes[1][0]
 	op.out = buffer(op.out, n, m)
 	y := op.out.Float32s()
 	for i := 0; i < n; i++ {
@@ -132,23 +156,23 @@ func (op *linearOp) DiffWRT(int) []bool { return []bool{op.gradInput, true, true
 func (op *linearOp) SymDiff(in G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 	var err error
 	if op.relu {
-		if grad, err = G.ApplyOp(&reluGradOp{base: newBase()}, out, grad); err != nil {
+		if grad, err = G.ApplyOp(&reluGradOp{gradBase: gradBase{newBase("ReLUGrad")}}, out, grad); err != nil {
 			return nil, err
 		}
 	}
 	var dx *G.Node
 	if op.gradInput {
 		// dx = g · W
-		if dx, err = G.ApplyOp(&gemmOp{base: newBase()}, grad, in[1]); err != nil {
+		if dx, err = G.ApplyOp(newGemmOp(false, false), grad, in[1]); err != nil {
 			return nil, err
 		}
 	}
 	// dW = gᵀ · x
-	dw, err := G.ApplyOp(&gemmOp{base: newBase(), transA: true}, grad, in[0])
+	dw, err := G.ApplyOp(newGemmOp(true, false), grad, in[0])
 	if err != nil {
 		return nil, err
 	}
-	db, err := G.ApplyOp(&colSumOp{base: newBase()}, grad)
+	db, err := G.ApplyOp(&colSumOp{gradBase: gradBase{newBase("ColSum")}}, grad)
 	if err != nil {
 		return nil, err
 	}
@@ -197,22 +221,17 @@ func words(f []float32) []uint64 {
 
 // gemmOp: C = op(A)·op(B), op being an optional transpose.
 type gemmOp struct {
-	base
+	gradBase
 	transA, transB bool
 	out            *tensor.Dense
 }
 
-func (op *gemmOp) Arity() int     { return 2 }
-func (op *gemmOp) Type() hm.Type  { return hm.NewFnType(tMat, tMat, tMat) }
-func (op *gemmOp) String() string { return fmt.Sprintf("Gemm{%v,%v}", op.transA, op.transB) }
-func (op *gemmOp) WriteHash(h hash.Hash) {
-	fmt.Fprintf(h, "gemm{%v,%v,%d}", op.transA, op.transB, op.id)
+func newGemmOp(transA, transB bool) *gemmOp {
+	return &gemmOp{gradBase: gradBase{newBase(fmt.Sprintf("Gemm{%v,%v}", transA, transB))}, transA: transA, transB: transB}
 }
-func (op *gemmOp) Hashcode() uint32   { return opHash(op) }
-func (op *gemmOp) DiffWRT(int) []bool { return []bool{false, false} }
-func (op *gemmOp) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
-	return nil, fmt.Errorf("objective: %v is not differentiable", op)
-}
+
+func (op *gemmOp) Arity() int    { return 2 }
+func (op *gemmOp) Type() hm.Type { return hm.NewFnType(tMat, tMat, tMat) }
 
 func (op *gemmOp) dims(a, b tensor.Shape) (m, n, k int, err error) {
 	ar, ac := a[0], a[1]
@@ -246,14 +265,11 @@ func (op *gemmOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 }
 
 func (op *gemmOp) Do(in ...G.Value) (G.Value, error) {
-	a, as, err := f32s(in[0])
+	data, shapes, err := unpack(in, 2)
 	if err != nil {
 		return nil, err
 	}
-	b, bs, err := f32s(in[1])
-	if err != nil {
-		return nil, err
-	}
+	a, b, as, bs := data[0], data[1], shapes[0], shapes[1]
 	m, n, k, err := op.dims(as, bs)
 	if err != nil {
 		return nil, err
@@ -272,19 +288,12 @@ func (op *gemmOp) Do(in ...G.Value) (G.Value, error) {
 
 // colSumOp sums a matrix's rows: [n,m] → [m].
 type colSumOp struct {
-	base
+	gradBase
 	out *tensor.Dense
 }
 
-func (op *colSumOp) Arity() int            { return 1 }
-func (op *colSumOp) Type() hm.Type         { return hm.NewFnType(tMat, tVec) }
-func (op *colSumOp) String() string        { return "ColSum" }
-func (op *colSumOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "colsum{%d}", op.id) }
-func (op *colSumOp) Hashcode() uint32      { return opHash(op) }
-func (op *colSumOp) DiffWRT(int) []bool    { return []bool{false} }
-func (op *colSumOp) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
-	return nil, fmt.Errorf("objective: %v is not differentiable", op)
-}
+func (op *colSumOp) Arity() int    { return 1 }
+func (op *colSumOp) Type() hm.Type { return hm.NewFnType(tMat, tVec) }
 func (op *colSumOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	s, err := shapeOf(in[0])
 	if err != nil {
@@ -294,11 +303,11 @@ func (op *colSumOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 }
 
 func (op *colSumOp) Do(in ...G.Value) (G.Value, error) {
-	g, gs, err := f32s(in[0])
+	data, shapes, err := unpack(in, 1)
 	if err != nil {
 		return nil, err
 	}
-	n, m := gs[0], gs[1]
+	g, n, m := data[0], shapes[0][0], shapes[0][1]
 	op.out = buffer(op.out, m)
 	s := op.out.Float32s()
 	copy(s, g[:m])
@@ -313,37 +322,21 @@ func (op *colSumOp) Do(in ...G.Value) (G.Value, error) {
 
 // reluGradOp: dx = g where y > 0, else 0 (from the ReLU's output y).
 type reluGradOp struct {
-	base
+	gradBase
 	out *tensor.Dense
 }
 
-func (op *reluGradOp) Arity() int            { return 2 }
-func (op *reluGradOp) Type() hm.Type         { return hm.NewFnType(tMat, tMat, tMat) }
-func (op *reluGradOp) String() string        { return "ReLUGrad" }
-func (op *reluGradOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "reluGrad{%d}", op.id) }
-func (op *reluGradOp) Hashcode() uint32      { return opHash(op) }
-func (op *reluGradOp) DiffWRT(int) []bool    { return []bool{false, false} }
-func (op *reluGradOp) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
-	return nil, fmt.Errorf("objective: %v is not differentiable", op)
-}
-func (op *reluGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	s, err := shapeOf(in[0])
-	if err != nil {
-		return nil, err
-	}
-	return s.Clone(), nil
-}
+func (op *reluGradOp) Arity() int                                        { return 2 }
+func (op *reluGradOp) Type() hm.Type                                     { return hm.NewFnType(tMat, tMat, tMat) }
+func (op *reluGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) { return sameShape(in...) }
 
 func (op *reluGradOp) Do(in ...G.Value) (G.Value, error) {
-	y, ys, err := f32s(in[0])
+	data, shapes, err := unpack(in, 2)
 	if err != nil {
 		return nil, err
 	}
-	g, _, err := f32s(in[1])
-	if err != nil {
-		return nil, err
-	}
-	op.out = buffer(op.out, ys...)
+	y, g := data[0], data[1]
+	op.out = buffer(op.out, shapes[0]...)
 	d := op.out.Float32s()
 	reluMask(d, g, y)
 	return op.out, nil
@@ -358,11 +351,10 @@ type softmaxCEOp struct {
 	out *tensor.Dense
 }
 
-func (op *softmaxCEOp) Arity() int            { return 2 }
-func (op *softmaxCEOp) Type() hm.Type         { return hm.NewFnType(tMat, tVec, tVec) }
-func (op *softmaxCEOp) String() string        { return "SoftmaxCrossEntropy" }
-func (op *softmaxCEOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "softmaxCE{%d}", op.id) }
-func (op *softmaxCEOp) Hashcode() uint32      { return opHash(op) }
+func newSoftmaxCEOp() *softmaxCEOp { return &softmaxCEOp{base: newBase("SoftmaxCrossEntropy")} }
+
+func (op *softmaxCEOp) Arity() int    { return 2 }
+func (op *softmaxCEOp) Type() hm.Type { return hm.NewFnType(tMat, tVec, tVec) }
 func (op *softmaxCEOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	s, err := shapeOf(in[0])
 	if err != nil {
@@ -372,15 +364,12 @@ func (op *softmaxCEOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 }
 
 func (op *softmaxCEOp) Do(in ...G.Value) (G.Value, error) {
-	z, zs, err := f32s(in[0])
+	data, shapes, err := unpack(in, 2)
 	if err != nil {
 		return nil, err
 	}
-	y, _, err := f32s(in[1])
-	if err != nil {
-		return nil, err
-	}
-	n, k := zs[0], zs[1]
+	z, y := data[0], data[1]
+	n, k := shapes[0][0], shapes[0][1]
 	op.out = buffer(op.out, n)
 	l := op.out.Float32s()
 	for i := 0; i < n; i++ {
@@ -407,7 +396,7 @@ func logSumExp(row []float32) float64 {
 
 func (op *softmaxCEOp) DiffWRT(int) []bool { return []bool{true, false} }
 func (op *softmaxCEOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
-	d, err := G.ApplyOp(&softmaxCEGradOp{base: newBase()}, in[0], in[1], grad)
+	d, err := G.ApplyOp(&softmaxCEGradOp{gradBase: gradBase{newBase("SoftmaxCrossEntropyGrad")}}, in[0], in[1], grad)
 	if err != nil {
 		return nil, err
 	}
@@ -416,41 +405,23 @@ func (op *softmaxCEOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 
 // softmaxCEGradOp: dz_i = g_i · (softmax(z_i) − onehot(y_i)).
 type softmaxCEGradOp struct {
-	base
+	gradBase
 	out *tensor.Dense
 }
 
-func (op *softmaxCEGradOp) Arity() int            { return 3 }
-func (op *softmaxCEGradOp) Type() hm.Type         { return hm.NewFnType(tMat, tVec, tVec, tMat) }
-func (op *softmaxCEGradOp) String() string        { return "SoftmaxCrossEntropyGrad" }
-func (op *softmaxCEGradOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "softmaxCEGrad{%d}", op.id) }
-func (op *softmaxCEGradOp) Hashcode() uint32      { return opHash(op) }
-func (op *softmaxCEGradOp) DiffWRT(int) []bool    { return []bool{false, false, false} }
-func (op *softmaxCEGradOp) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
-	return nil, fmt.Errorf("objective: %v is not differentiable", op)
-}
+func (op *softmaxCEGradOp) Arity() int    { return 3 }
+func (op *softmaxCEGradOp) Type() hm.Type { return hm.NewFnType(tMat, tVec, tVec, tMat) }
 func (op *softmaxCEGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	s, err := shapeOf(in[0])
-	if err != nil {
-		return nil, err
-	}
-	return s.Clone(), nil
+	return sameShape(in...)
 }
 
 func (op *softmaxCEGradOp) Do(in ...G.Value) (G.Value, error) {
-	z, zs, err := f32s(in[0])
+	data, shapes, err := unpack(in, 3)
 	if err != nil {
 		return nil, err
 	}
-	y, _, err := f32s(in[1])
-	if err != nil {
-		return nil, err
-	}
-	g, _, err := f32s(in[2])
-	if err != nil {
-		return nil, err
-	}
-	n, k := zs[0], zs[1]
+	z, y, g := data[0], data[1], data[2]
+	n, k := shapes[0][0], shapes[0][1]
 	op.out = buffer(op.out, n, k)
 	d := op.out.Float32s()
 	for i := 0; i < n; i++ {
