@@ -27,8 +27,11 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 
 # The tests, with the BLAS the build uses and, when that is OpenBLAS, once
-# more with the pure-Go BLAS that every machine has.
+# more with the pure-Go BLAS that every machine has. Storage tests use the
+# PostgreSQL named by FLOODTUNE_TEST_DATABASE_URL, or start a throw-away
+# server (scripts/ensure-postgres.sh installs Debian's postgresql if needed).
 test: vet
+	scripts/ensure-postgres.sh
 	$(GO) test -tags '$(TAGS)' -count=1 ./...
 ifeq ($(TAGS),openblas)
 	$(GO) test -count=1 ./flood/ ./objective/ ./cmd/...

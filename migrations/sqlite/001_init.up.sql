@@ -1,0 +1,61 @@
+-- Studies and their trials. Times are microseconds since the Unix epoch, from
+-- the database's clock.
+CREATE TABLE studies (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    name        TEXT NOT NULL UNIQUE,
+    direction   TEXT NOT NULL CHECK (direction IN ('minimize', 'maximize')),
+    spec        TEXT NOT NULL DEFAULT '{}',
+    budget      INTEGER NOT NULL DEFAULT 0 CHECK (budget >= 0), -- 0: no budget
+    seed        INTEGER NOT NULL DEFAULT 0,
+    next_number INTEGER NOT NULL DEFAULT 0,
+    created_at  INTEGER NOT NULL
+);
+
+CREATE TABLE study_attrs (
+    study_id INTEGER NOT NULL REFERENCES studies (id) ON DELETE CASCADE,
+    kind     TEXT NOT NULL CHECK (kind IN ('user', 'system')),
+    key      TEXT NOT NULL,
+    value    TEXT NOT NULL,
+    PRIMARY KEY (study_id, kind, key)
+);
+
+CREATE TABLE trials (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    study_id     INTEGER NOT NULL REFERENCES studies (id) ON DELETE CASCADE,
+    number       INTEGER NOT NULL,
+    state        TEXT NOT NULL CHECK (state IN ('waiting', 'running', 'complete', 'pruned', 'fail')),
+    value        REAL,
+    started_at   INTEGER,
+    completed_at INTEGER,
+    worker       TEXT NOT NULL DEFAULT '',
+    heartbeat_at INTEGER,
+    attempt      INTEGER NOT NULL DEFAULT 0,
+    retry_of     INTEGER REFERENCES trials (id) ON DELETE SET NULL,
+    retried_by   INTEGER REFERENCES trials (id) ON DELETE SET NULL,
+    UNIQUE (study_id, number)
+);
+CREATE INDEX trials_study_state ON trials (study_id, state, number);
+CREATE INDEX trials_running_heartbeat ON trials (heartbeat_at) WHERE state = 'running';
+
+CREATE TABLE trial_params (
+    trial_id     INTEGER NOT NULL REFERENCES trials (id) ON DELETE CASCADE,
+    name         TEXT NOT NULL,
+    value        REAL NOT NULL,
+    distribution TEXT NOT NULL,
+    PRIMARY KEY (trial_id, name)
+);
+
+CREATE TABLE trial_values (
+    trial_id INTEGER NOT NULL REFERENCES trials (id) ON DELETE CASCADE,
+    step     INTEGER NOT NULL,
+    value    REAL, -- NULL: NaN
+    PRIMARY KEY (trial_id, step)
+);
+
+CREATE TABLE trial_attrs (
+    trial_id INTEGER NOT NULL REFERENCES trials (id) ON DELETE CASCADE,
+    kind     TEXT NOT NULL CHECK (kind IN ('user', 'system')),
+    key      TEXT NOT NULL,
+    value    TEXT NOT NULL,
+    PRIMARY KEY (trial_id, kind, key)
+);

@@ -1,0 +1,301 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
+)
+
+// DefaultURL is the storage used when none is given.
+const DefaultURL = "sqlite:floodtune.db"
+
+// Errors of the storage's concern; compare with errors.Is.
+var (
+	ErrNotFound        = errors.New("not found")
+	ErrStudyExists     = errors.New("a study with that name already exists")
+	ErrBudgetExhausted = errors.New("the study's trial budget is spent")
+	ErrLeaseLost       = errors.New("the trial is no longer running under this worker")
+	ErrNotUpdatable    = errors.New("the trial cannot be updated in its state")
+	ErrBadURL          = errors.New("bad storage URL")
+)
+
+// Direction says whether a study minimises or maximises its objective.
+type Direction string
+
+// The directions.
+const (
+	Minimize Direction = "minimize"
+	Maximize Direction = "maximize"
+)
+
+// State is a trial's state.
+type State string
+
+// The states of a trial. Waiting trials wait to be claimed; complete,
+// pruned and fail are final.
+const (
+	Waiting  State = "waiting"
+	Running  State = "running"
+	Complete State = "complete"
+	Pruned   State = "pruned"
+	Fail     State = "fail"
+)
+
+// Final reports whether s is a final state.
+func (s State) Final() bool { return s == Complete || s == Pruned || s == Fail }
+
+// AttrKind separates attributes set by users from those set by floodtune
+// and Goptuna.
+type AttrKind string
+
+// The attribute kinds.
+const (
+	UserAttr   AttrKind = "user"
+	SystemAttr AttrKind = "system"
+)
+
+// Study is a stored study.
+type Study struct {
+	ID          int64
+	Name        string
+	Direction   Direction
+	Spec        json.RawMessage // the study's spec, as given
+	Budget      int             // trials that may count; 0 means no limit
+	Seed        int64
+	CreatedAt   time.Time
+	UserAttrs   map[string]string
+	SystemAttrs map[string]string
+}
+
+// NewStudy describes a study to create.
+type NewStudy struct {
+	Name      string
+	Direction Direction
+	Spec      json.RawMessage // nil means {}
+	Budget    int
+	Seed      int64
+}
+
+// Param is one parameter of a trial in Goptuna's terms: its internal value
+// and its distribution as Goptuna's JSON.
+type Param struct {
+	Value        float64
+	Distribution json.RawMessage
+}
+
+// Trial is a stored trial.
+type Trial struct {
+	ID          int64
+	StudyID     int64
+	Number      int
+	State       State
+	Value       float64 // NaN when no value was set
+	StartedAt   time.Time
+	CompletedAt time.Time
+	Worker      string
+	HeartbeatAt time.Time
+	Attempt     int   // 0 for a first run, n for its n-th retry
+	RetryOf     int64 // the trial this one retries, 0 if none
+	RetriedBy   int64 // the trial that retries this one, 0 if none
+	Params      map[string]Param
+	// Intermediate holds the values reported per step (NaN stays NaN).
+	Intermediate map[int]float64
+	UserAttrs    map[string]string
+	SystemAttrs  map[string]string
+}
+
+// HasValue reports whether a value was set.
+func (t *Trial) HasValue() bool { return !math.IsNaN(t.Value) }
+
+// NewTrial describes a trial to create. State is Running (claimed by Worker
+// at once) or Waiting (enqueued); a trial copied from elsewhere may also be
+// created in a final state.
+type NewTrial struct {
+	State        State
+	Worker       string
+	Value        float64 // NaN: none
+	Params       map[string]Param
+	Intermediate map[int]float64
+	UserAttrs    map[string]string
+	SystemAttrs  map[string]string
+}
+
+// Store is a study and trial store on one database. It is safe for
+// concurrent use.
+type Store struct {
+	db      *sql.DB
+	pool    *pgxpool.Pool // PostgreSQL only
+	d       *dialect
+	url     string // redacted
+	retries int
+}
+
+// Option configures Open.
+type Option func(*options)
+
+type options struct {
+	migrate bool
+}
+
+// WithoutMigration opens the store without migrating its schema (for
+// `floodtune migrate`, which does it explicitly).
+func WithoutMigration() Option { return func(o *options) { o.migrate = false } }
+
+// Open connects to the storage named by rawURL and, unless told otherwise,
+// migrates its schema to the newest version:
+//
+//	postgres://user[:password]@host[:port]/database[?param=value]
+//	postgresql://...        (the password may also come from PGPASSWORD)
+//	sqlite:PATH             (a file, created if missing; sqlite::memory: for a private in-memory store)
+func Open(ctx context.Context, rawURL string, opts ...Option) (*Store, error) {
+	o := options{migrate: true}
+	for _, f := range opts {
+		f(&o)
+	}
+	var s *Store
+	var err error
+	switch scheme, rest, _ := strings.Cut(rawURL, ":"); strings.ToLower(scheme) {
+	case "postgres", "postgresql":
+		s, err = openPostgres(ctx, rawURL)
+	case "sqlite", "sqlite3":
+		s, err = openSQLite(ctx, rest)
+	default:
+		return nil, fmt.Errorf("%w %q: the scheme must be postgres://, postgresql:// or sqlite:", ErrBadURL, Redact(rawURL))
+	}
+	if err != nil {
+		return nil, err
+	}
+	if o.migrate {
+		if _, err := s.Migrate(ctx, Up, 0); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func openPostgres(ctx context.Context, rawURL string) (*Store, error) {
+	red := Redact(rawURL)
+	cfg, err := pgxpool.ParseConfig(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("%w %q: %v", ErrBadURL, red, redactErr(err, rawURL))
+	}
+	if cfg.ConnConfig.Password == "" {
+		cfg.ConnConfig.Password = os.Getenv("PGPASSWORD")
+	}
+	if cfg.MaxConns < 8 {
+		cfg.MaxConns = 8
+	}
+	cfg.ConnConfig.RuntimeParams["application_name"] = "floodtune"
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %v", red, redactErr(err, rawURL))
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to %s: %v", red, redactErr(err, rawURL))
+	}
+	return &Store{db: stdlib.OpenDBFromPool(pool), pool: pool, d: postgresDialect, url: red, retries: 5}, nil
+}
+
+func openSQLite(ctx context.Context, path string) (*Store, error) {
+	path = strings.TrimPrefix(path, "//")
+	if path == "" {
+		return nil, fmt.Errorf("%w %q: want sqlite:PATH", ErrBadURL, "sqlite:")
+	}
+	dsn := "file:" + path
+	if path == ":memory:" {
+		// One connection, or each would see its own empty database.
+		dsn = "file::memory:"
+	}
+	q := url.Values{}
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Set("_txlock", "immediate") // writers queue at BEGIN, never deadlock on upgrade
+	db, err := sql.Open("sqlite", dsn+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite:%s: %w", path, err)
+	}
+	if path == ":memory:" {
+		db.SetMaxOpenConns(1)
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open sqlite:%s: %w", path, err)
+	}
+	return &Store{db: db, d: sqliteDialect, url: "sqlite:" + path, retries: 8}, nil
+}
+
+// Close releases the store's connections.
+func (s *Store) Close() error {
+	err := s.db.Close()
+	if s.pool != nil {
+		s.pool.Close()
+	}
+	return err
+}
+
+// URL returns the store's URL with any password replaced by "xxxxx".
+func (s *Store) URL() string { return s.url }
+
+// Dialect returns "postgres" or "sqlite".
+func (s *Store) Dialect() string { return s.d.name }
+
+// Redact returns rawURL with its password, if any, replaced by "xxxxx". A
+// URL that does not parse is reduced to its scheme.
+func Redact(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		scheme, _, _ := strings.Cut(rawURL, ":")
+		return scheme + "://(unparsable URL)"
+	}
+	if u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+	}
+	q := u.Query()
+	if q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}
+
+// redactErr removes the password of rawURL from a driver error's text.
+func redactErr(err error, rawURL string) string {
+	msg := err.Error()
+	for _, secret := range secrets(rawURL) {
+		msg = strings.ReplaceAll(msg, secret, "xxxxx")
+	}
+	return msg
+}
+
+func secrets(rawURL string) []string {
+	var out []string
+	if u, err := url.Parse(rawURL); err == nil {
+		if p, ok := u.User.Password(); ok && p != "" {
+			out = append(out, p, url.QueryEscape(p), url.PathEscape(p))
+		}
+		if p := u.Query().Get("password"); p != "" {
+			out = append(out, p)
+		}
+	}
+	if p := os.Getenv("PGPASSWORD"); p != "" {
+		out = append(out, p)
+	}
+	return out
+}

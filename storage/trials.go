@@ -1,0 +1,671 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// FixedParamsAttr is the system attribute in which Goptuna looks for the
+// parameters a waiting trial must use; retries carry their trial's there.
+const FixedParamsAttr = "fixed_params"
+
+// FailReasonAttr is the system attribute that says why a trial failed.
+const FailReasonAttr = "fail_reason"
+
+// querier is a *sql.DB or a *sql.Tx.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// CreateTrial creates a trial in a study with the next number. A trial
+// that would exceed the study's budget is refused with ErrBudgetExhausted;
+// trials count toward the budget unless they failed and were retried.
+func (s *Store) CreateTrial(ctx context.Context, studyID int64, nt NewTrial) (*Trial, error) {
+	switch nt.State {
+	case Waiting, Running, Complete, Pruned, Fail:
+	default:
+		return nil, fmt.Errorf("create trial in study %d: unknown state %q", studyID, nt.State)
+	}
+	if nt.State == Running && nt.Worker == "" {
+		return nil, fmt.Errorf("create trial in study %d: a running trial needs a worker", studyID)
+	}
+	var id int64
+	err := s.retry(ctx, fmt.Sprintf("create trial in study %d", studyID), func(ctx context.Context) error {
+		return s.inTx(ctx, func(tx *sql.Tx) error {
+			var err error
+			id, err = s.insertTrial(ctx, tx, studyID, nt, nil)
+			return err
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.Trial(ctx, id)
+}
+
+// insertTrial takes the study's next number and inserts the trial, with its
+// parameters, values and attributes. A retry (of non-nil) takes the place of
+// the trial it retries, so the budget is not checked for it.
+func (s *Store) insertTrial(ctx context.Context, tx *sql.Tx, studyID int64, nt NewTrial, of *Trial) (int64, error) {
+	var budget, number int
+	err := tx.QueryRowContext(ctx, s.d.q(`SELECT budget, next_number FROM studies WHERE id = $1%[2]s`), studyID).Scan(&budget, &number)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("study %d: %w", studyID, ErrNotFound)
+	} else if err != nil {
+		return 0, err
+	}
+	if budget > 0 && of == nil {
+		var used int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM trials WHERE study_id = $1 AND retried_by IS NULL`, studyID).Scan(&used); err != nil {
+			return 0, err
+		}
+		if used >= budget {
+			return 0, fmt.Errorf("%w (%d of %d trials)", ErrBudgetExhausted, used, budget)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE studies SET next_number = next_number + 1 WHERE id = $1`, studyID); err != nil {
+		return 0, err
+	}
+	var attempt int
+	var retryOf any
+	if of != nil {
+		attempt, retryOf = of.Attempt+1, of.ID
+	}
+	started := nt.State != Waiting
+	var id int64
+	err = tx.QueryRowContext(ctx, s.d.q(`INSERT INTO trials (study_id, number, state, value, started_at, completed_at, worker, heartbeat_at, attempt, retry_of)
+		VALUES ($1, $2, $3, $4,
+			CASE WHEN $5 THEN %[1]s END, CASE WHEN $6 THEN %[1]s END, $7, CASE WHEN $8 THEN %[1]s END, $9, $10)
+		RETURNING id`),
+		studyID, number, string(nt.State), nullIfNaN(nt.Value), started, nt.State.Final(), nt.Worker, nt.State == Running, attempt, retryOf).Scan(&id)
+	if err != nil {
+		return 0, err
+	}
+	if err := s.insertDetails(ctx, tx, id, nt); err != nil {
+		return 0, err
+	}
+	if of != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE trials SET retried_by = $2 WHERE id = $1`, of.ID, id); err != nil {
+			return 0, err
+		}
+	}
+	return id, nil
+}
+
+// insertDetails inserts a new trial's parameters, values and attributes, one
+// statement per table.
+func (s *Store) insertDetails(ctx context.Context, tx querier, id int64, nt NewTrial) error {
+	var params, values, attrs []any
+	for _, name := range sortedKeys(nt.Params) {
+		p := nt.Params[name]
+		if !json.Valid(p.Distribution) {
+			return fmt.Errorf("parameter %q: the distribution is not valid JSON", name)
+		}
+		params = append(params, id, name, p.Value, string(p.Distribution))
+	}
+	for step, v := range nt.Intermediate {
+		values = append(values, id, step, nullIfNaN(v))
+	}
+	for _, kv := range []struct {
+		kind AttrKind
+		m    map[string]string
+	}{{UserAttr, nt.UserAttrs}, {SystemAttr, nt.SystemAttrs}} {
+		for _, k := range sortedKeys(kv.m) {
+			attrs = append(attrs, id, string(kv.kind), k, kv.m[k])
+		}
+	}
+	for _, ins := range []struct {
+		head string
+		cols int
+		args []any
+	}{
+		{`INSERT INTO trial_params (trial_id, name, value, distribution) VALUES `, 4, params},
+		{`INSERT INTO trial_values (trial_id, step, value) VALUES `, 3, values},
+		{`INSERT INTO trial_attrs (trial_id, kind, key, value) VALUES `, 4, attrs},
+	} {
+		if len(ins.args) == 0 {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, ins.head+placeholders(len(ins.args)/ins.cols, ins.cols), ins.args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// placeholders returns "($1, $2), ($3, $4)" for rows=2, cols=2.
+func placeholders(rows, cols int) string {
+	var b strings.Builder
+	n := 1
+	for r := 0; r < rows; r++ {
+		if r > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteByte('(')
+		for c := 0; c < cols; c++ {
+			if c > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "$%d", n)
+			n++
+		}
+		b.WriteByte(')')
+	}
+	return b.String()
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// ClaimWaiting claims the study's waiting trial with the lowest number for
+// worker and returns it; ErrNotFound when none waits. Concurrent claimers
+// never get the same trial.
+func (s *Store) ClaimWaiting(ctx context.Context, studyID int64, worker string) (*Trial, error) {
+	var id int64
+	err := s.retry(ctx, fmt.Sprintf("claim a waiting trial of study %d", studyID), func(ctx context.Context) error {
+		err := s.db.QueryRowContext(ctx, s.d.q(`UPDATE trials SET state = 'running', worker = $2, started_at = %[1]s, heartbeat_at = %[1]s
+			WHERE id = (SELECT id FROM trials WHERE study_id = $1 AND state = 'waiting' ORDER BY number LIMIT 1%[3]s)
+			RETURNING id`), studyID, worker).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.Trial(ctx, id)
+}
+
+// Claim claims the waiting trial trialID for worker; ErrNotUpdatable when
+// it is not waiting (another worker claimed it first).
+func (s *Store) Claim(ctx context.Context, trialID int64, worker string) error {
+	return s.retry(ctx, fmt.Sprintf("claim trial %d", trialID), func(ctx context.Context) error {
+		res, err := s.db.ExecContext(ctx, s.d.q(`UPDATE trials SET state = 'running', worker = $2, started_at = %[1]s, heartbeat_at = %[1]s
+			WHERE id = $1 AND state = 'waiting'`), trialID, worker)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			if _, err := s.trialState(ctx, s.db, trialID); err != nil {
+				return err
+			}
+			return ErrNotUpdatable
+		}
+		return nil
+	})
+}
+
+// fence is the condition under which worker may write trial $1: the trial
+// runs under worker $2.
+const fence = `id = $1 AND state = 'running' AND worker = $2`
+
+// fenced runs a write that names fence in its WHERE clause and translates
+// "no row" into ErrLeaseLost or ErrNotFound.
+func (s *Store) fenced(ctx context.Context, what string, trialID int64, worker string, query string, args ...any) error {
+	return s.retry(ctx, what, func(ctx context.Context) error {
+		res, err := s.db.ExecContext(ctx, query, append([]any{trialID, worker}, args...)...)
+		if err != nil {
+			if s.d.foreignKey(err) {
+				return ErrNotFound
+			}
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return s.leaseError(ctx, trialID, worker)
+		}
+		return nil
+	})
+}
+
+type trialLease struct {
+	state  State
+	worker string
+}
+
+func (s *Store) trialState(ctx context.Context, q querier, trialID int64) (trialLease, error) {
+	var l trialLease
+	err := q.QueryRowContext(ctx, `SELECT state, worker FROM trials WHERE id = $1`, trialID).Scan(&l.state, &l.worker)
+	if errors.Is(err, sql.ErrNoRows) {
+		return l, fmt.Errorf("trial %d: %w", trialID, ErrNotFound)
+	}
+	return l, err
+}
+
+func (s *Store) leaseError(ctx context.Context, trialID int64, worker string) error {
+	l, err := s.trialState(ctx, s.db, trialID)
+	if err != nil {
+		return err
+	}
+	return fmt.Errorf("%w: trial %d is %s under worker %q, not running under %q", ErrLeaseLost, trialID, l.state, l.worker, worker)
+}
+
+// Heartbeat renews worker's lease on a running trial.
+func (s *Store) Heartbeat(ctx context.Context, trialID int64, worker string) error {
+	return s.fenced(ctx, fmt.Sprintf("heartbeat of trial %d", trialID), trialID, worker,
+		s.d.q(`UPDATE trials SET heartbeat_at = %[1]s WHERE `+fence))
+}
+
+// SetParam records a parameter of a running trial.
+func (s *Store) SetParam(ctx context.Context, trialID int64, worker, name string, p Param) error {
+	if !json.Valid(p.Distribution) {
+		return fmt.Errorf("set parameter %q of trial %d: the distribution is not valid JSON", name, trialID)
+	}
+	return s.fenced(ctx, fmt.Sprintf("set parameter %q of trial %d", name, trialID), trialID, worker,
+		`INSERT INTO trial_params (trial_id, name, value, distribution) SELECT id, $3, $4, $5 FROM trials WHERE `+fence+`
+		ON CONFLICT (trial_id, name) DO UPDATE SET value = excluded.value, distribution = excluded.distribution`,
+		name, p.Value, string(p.Distribution))
+}
+
+// Report records the intermediate value of a running trial at a step.
+func (s *Store) Report(ctx context.Context, trialID int64, worker string, step int, value float64) error {
+	return s.fenced(ctx, fmt.Sprintf("report step %d of trial %d", step, trialID), trialID, worker,
+		`INSERT INTO trial_values (trial_id, step, value) SELECT id, $3, $4 FROM trials WHERE `+fence+`
+		ON CONFLICT (trial_id, step) DO UPDATE SET value = excluded.value`,
+		step, nullIfNaN(value))
+}
+
+// SetValue sets the value of a running trial.
+func (s *Store) SetValue(ctx context.Context, trialID int64, worker string, value float64) error {
+	return s.fenced(ctx, fmt.Sprintf("set the value of trial %d", trialID), trialID, worker,
+		`UPDATE trials SET value = $3 WHERE `+fence, nullIfNaN(value))
+}
+
+// SetTrialAttr sets an attribute of a trial that is waiting, or running
+// under worker; ErrNotUpdatable for a finished trial.
+func (s *Store) SetTrialAttr(ctx context.Context, trialID int64, worker string, kind AttrKind, key, value string) error {
+	return s.retry(ctx, fmt.Sprintf("set %s attribute %q of trial %d", kind, key, trialID), func(ctx context.Context) error {
+		res, err := s.db.ExecContext(ctx, `INSERT INTO trial_attrs (trial_id, kind, key, value)
+			SELECT id, $3, $4, $5 FROM trials WHERE id = $1 AND (state = 'waiting' OR (state = 'running' AND worker = $2))
+			ON CONFLICT (trial_id, kind, key) DO UPDATE SET value = excluded.value`, trialID, worker, string(kind), key, value)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			l, err := s.trialState(ctx, s.db, trialID)
+			if err != nil {
+				return err
+			}
+			if l.state.Final() {
+				return fmt.Errorf("%w: trial %d is %s", ErrNotUpdatable, trialID, l.state)
+			}
+			return s.leaseError(ctx, trialID, worker)
+		}
+		return nil
+	})
+}
+
+// Finish ends worker's running trial in a final state, with value unless it
+// is NaN (then the value already set stays). Finishing a trial again in the
+// same state by the same worker succeeds, so a retried call is harmless.
+func (s *Store) Finish(ctx context.Context, trialID int64, worker string, state State, value float64) error {
+	if !state.Final() {
+		return fmt.Errorf("finish trial %d: %q is not a final state", trialID, state)
+	}
+	err := s.fenced(ctx, fmt.Sprintf("finish trial %d as %s", trialID, state), trialID, worker,
+		s.d.q(`UPDATE trials SET state = $3, value = COALESCE($4, value), completed_at = %[1]s WHERE `+fence),
+		string(state), nullIfNaN(value))
+	if errors.Is(err, ErrLeaseLost) {
+		if l, lerr := s.trialState(ctx, s.db, trialID); lerr == nil && l.state == state && l.worker == worker {
+			return nil
+		}
+	}
+	return err
+}
+
+// GiveBack fails worker's running trial with reason and enqueues a retry
+// with the same parameters (whatever the retry limit: the trial did not
+// fail by itself), as a worker does when it stops. It returns the retry.
+func (s *Store) GiveBack(ctx context.Context, trialID int64, worker, reason string) (*Trial, error) {
+	var retryID int64
+	err := s.retry(ctx, fmt.Sprintf("give back trial %d", trialID), func(ctx context.Context) error {
+		return s.inTx(ctx, func(tx *sql.Tx) error {
+			var studyID int64
+			var attempt int
+			err := tx.QueryRowContext(ctx, s.d.q(`SELECT study_id, attempt FROM trials WHERE `+fence+`%[2]s`), trialID, worker).Scan(&studyID, &attempt)
+			if errors.Is(err, sql.ErrNoRows) {
+				return s.leaseError(ctx, trialID, worker)
+			} else if err != nil {
+				return err
+			}
+			retryID, err = s.failAndRetry(ctx, tx, &Trial{ID: trialID, StudyID: studyID, Attempt: attempt}, reason, true)
+			return err
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.Trial(ctx, retryID)
+}
+
+// failAndRetry fails trial t (locked by the caller's transaction) with
+// reason and, if retry is set, enqueues its retry, returning the retry's id.
+func (s *Store) failAndRetry(ctx context.Context, tx *sql.Tx, t *Trial, reason string, retry bool) (int64, error) {
+	if _, err := tx.ExecContext(ctx, s.d.q(`UPDATE trials SET state = 'fail', completed_at = %[1]s WHERE id = $1`), t.ID); err != nil {
+		return 0, err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO trial_attrs (trial_id, kind, key, value) VALUES ($1, 'system', $2, $3)
+		ON CONFLICT (trial_id, kind, key) DO UPDATE SET value = excluded.value`, t.ID, FailReasonAttr, reason); err != nil {
+		return 0, err
+	}
+	if !retry {
+		return 0, nil
+	}
+	params, err := s.params(ctx, tx, `trial_id = $1`, t.ID)
+	if err != nil {
+		return 0, err
+	}
+	nt := NewTrial{State: Waiting, Value: nan, Params: params[t.ID], SystemAttrs: map[string]string{}}
+	if len(nt.Params) > 0 {
+		fixed := make(map[string]float64, len(nt.Params))
+		for name, p := range nt.Params {
+			fixed[name] = p.Value
+		}
+		b, err := json.Marshal(fixed)
+		if err != nil {
+			return 0, err
+		}
+		nt.SystemAttrs[FixedParamsAttr] = string(b)
+	}
+	return s.insertTrial(ctx, tx, t.StudyID, nt, t)
+}
+
+// Reaped is a trial that Reap failed, and its retry if one was enqueued.
+type Reaped struct {
+	StudyID, TrialID int64
+	Number           int
+	RetryID          int64 // 0 when the retry limit was reached
+}
+
+// Reap fails every running trial whose worker has not renewed its lease for
+// longer than grace, by the database's clock, and enqueues a retry with the
+// same parameters for those retried fewer than maxRetries times. Any number
+// of workers may reap at once: each stale trial is reaped once, and a trial
+// whose worker finishes it at the same moment stays finished.
+func (s *Store) Reap(ctx context.Context, grace time.Duration, maxRetries int) ([]Reaped, error) {
+	var out []Reaped
+	err := s.retry(ctx, "reap stale trials", func(ctx context.Context) error {
+		out = out[:0]
+		return s.inTx(ctx, func(tx *sql.Tx) error {
+			rows, err := tx.QueryContext(ctx, s.d.q(`SELECT id, study_id, number, attempt FROM trials
+				WHERE state = 'running' AND `+s.d.older("heartbeat_at", 1)+` ORDER BY id LIMIT 100%[3]s`), grace.Seconds())
+			if err != nil {
+				return err
+			}
+			var stale []*Trial
+			for rows.Next() {
+				t := &Trial{}
+				if err := rows.Scan(&t.ID, &t.StudyID, &t.Number, &t.Attempt); err != nil {
+					rows.Close()
+					return err
+				}
+				stale = append(stale, t)
+			}
+			if err := rows.Close(); err != nil {
+				return err
+			}
+			reason := fmt.Sprintf("lease expired: no heartbeat from its worker for more than %v", grace)
+			for _, t := range stale {
+				retry := t.Attempt < maxRetries
+				id, err := s.failAndRetry(ctx, tx, t, reason, retry)
+				if err != nil {
+					return err
+				}
+				out = append(out, Reaped{StudyID: t.StudyID, TrialID: t.ID, Number: t.Number, RetryID: id})
+			}
+			return nil
+		})
+	})
+	return out, err
+}
+
+const trialColumns = `id, study_id, number, state, value, started_at, completed_at, worker, heartbeat_at, attempt, retry_of, retried_by`
+
+func scanTrial(row interface{ Scan(...any) error }) (*Trial, error) {
+	t := &Trial{}
+	var value nullFloat
+	var started, completed, heartbeat nullTime
+	var retryOf, retriedBy sql.NullInt64
+	if err := row.Scan(&t.ID, &t.StudyID, &t.Number, &t.State, &value, &started, &completed, &t.Worker, &heartbeat, &t.Attempt, &retryOf, &retriedBy); err != nil {
+		return nil, err
+	}
+	t.Value, t.StartedAt, t.CompletedAt, t.HeartbeatAt = value.F, started.T, completed.T, heartbeat.T
+	t.RetryOf, t.RetriedBy = retryOf.Int64, retriedBy.Int64
+	t.Params, t.Intermediate = map[string]Param{}, map[int]float64{}
+	t.UserAttrs, t.SystemAttrs = map[string]string{}, map[string]string{}
+	return t, nil
+}
+
+// Trial returns a trial with its parameters, values and attributes.
+func (s *Store) Trial(ctx context.Context, id int64) (*Trial, error) {
+	var out *Trial
+	err := s.retry(ctx, fmt.Sprintf("read trial %d", id), func(ctx context.Context) error {
+		ts, err := s.loadTrials(ctx, `id = $1`, `trial_id = $1`, id)
+		if err != nil {
+			return err
+		}
+		if len(ts) == 0 {
+			return ErrNotFound
+		}
+		out = ts[0]
+		return nil
+	})
+	return out, err
+}
+
+// TrialByNumber returns the trial of a study with the given number.
+func (s *Store) TrialByNumber(ctx context.Context, studyID int64, number int) (*Trial, error) {
+	var id int64
+	err := s.retry(ctx, fmt.Sprintf("read trial %d of study %d", number, studyID), func(ctx context.Context) error {
+		err := s.db.QueryRowContext(ctx, `SELECT id FROM trials WHERE study_id = $1 AND number = $2`, studyID, number).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.Trial(ctx, id)
+}
+
+// Trials returns a study's trials by number, with their parameters, values
+// and attributes, in four queries whatever their number.
+func (s *Store) Trials(ctx context.Context, studyID int64) ([]*Trial, error) {
+	var out []*Trial
+	err := s.retry(ctx, fmt.Sprintf("read the trials of study %d", studyID), func(ctx context.Context) error {
+		var err error
+		out, err = s.loadTrials(ctx, `study_id = $1`, `trial_id IN (SELECT id FROM trials WHERE study_id = $1)`, studyID)
+		return err
+	})
+	return out, err
+}
+
+// loadTrials reads the trials matching where, and their details matching
+// detailWhere (the same trials, by trial_id), consistently: in one
+// read-only transaction.
+func (s *Store) loadTrials(ctx context.Context, where, detailWhere string, arg any) ([]*Trial, error) {
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: s.d == postgresDialect, Isolation: s.readIsolation()})
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `SELECT `+trialColumns+` FROM trials WHERE `+where+` ORDER BY number`, arg)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Trial
+	byID := map[int64]*Trial{}
+	for rows.Next() {
+		t, err := scanTrial(rows)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		out = append(out, t)
+		byID[t.ID] = t
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return out, tx.Commit()
+	}
+	params, err := s.params(ctx, tx, detailWhere, arg)
+	if err != nil {
+		return nil, err
+	}
+	for id, ps := range params {
+		if t := byID[id]; t != nil {
+			t.Params = ps
+		}
+	}
+	if err := eachRow(ctx, tx, `SELECT trial_id, step, value FROM trial_values WHERE `+detailWhere, arg, func(r *sql.Rows) error {
+		var id int64
+		var step int
+		var v nullFloat
+		if err := r.Scan(&id, &step, &v); err != nil {
+			return err
+		}
+		if t := byID[id]; t != nil {
+			t.Intermediate[step] = v.F
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if err := eachRow(ctx, tx, `SELECT trial_id, kind, key, value FROM trial_attrs WHERE `+detailWhere, arg, func(r *sql.Rows) error {
+		var id int64
+		var kind AttrKind
+		var k, v string
+		if err := r.Scan(&id, &kind, &k, &v); err != nil {
+			return err
+		}
+		if t := byID[id]; t != nil {
+			if kind == UserAttr {
+				t.UserAttrs[k] = v
+			} else {
+				t.SystemAttrs[k] = v
+			}
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	return out, tx.Commit()
+}
+
+func (s *Store) readIsolation() sql.IsolationLevel {
+	if s.d == postgresDialect {
+		return sql.LevelRepeatableRead
+	}
+	return sql.LevelDefault
+}
+
+func (s *Store) params(ctx context.Context, q querier, where string, arg any) (map[int64]map[string]Param, error) {
+	out := map[int64]map[string]Param{}
+	err := eachRow(ctx, q, `SELECT trial_id, name, value, distribution FROM trial_params WHERE `+where, arg, func(r *sql.Rows) error {
+		var id int64
+		var name, dist string
+		var v float64
+		if err := r.Scan(&id, &name, &v, &dist); err != nil {
+			return err
+		}
+		if out[id] == nil {
+			out[id] = map[string]Param{}
+		}
+		out[id][name] = Param{Value: v, Distribution: json.RawMessage(dist)}
+		return nil
+	})
+	return out, err
+}
+
+func eachRow(ctx context.Context, q querier, query string, arg any, fn func(*sql.Rows) error) error {
+	rows, err := q.QueryContext(ctx, query, arg)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := fn(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// Counts returns how many trials of a study are in each state, and how
+// many count toward its budget (all but failed trials that were retried).
+func (s *Store) Counts(ctx context.Context, studyID int64) (byState map[State]int, counted int, err error) {
+	err = s.retry(ctx, fmt.Sprintf("count the trials of study %d", studyID), func(ctx context.Context) error {
+		byState, counted = map[State]int{}, 0
+		return eachRow(ctx, s.db, `SELECT state, retried_by IS NULL, count(*) FROM trials WHERE study_id = $1 GROUP BY state, retried_by IS NULL`, studyID, func(r *sql.Rows) error {
+			var st State
+			var counts bool
+			var n int
+			if err := r.Scan(&st, &counts, &n); err != nil {
+				return err
+			}
+			byState[st] += n
+			if counts {
+				counted += n
+			}
+			return nil
+		})
+	})
+	return byState, counted, err
+}
+
+// Best returns the study's best complete trial by its direction;
+// ErrNotFound when no trial is complete with a value.
+func (s *Store) Best(ctx context.Context, studyID int64) (*Trial, error) {
+	st, err := s.Study(ctx, studyID)
+	if err != nil {
+		return nil, err
+	}
+	order := "ASC"
+	if st.Direction == Maximize {
+		order = "DESC"
+	}
+	var id int64
+	err = s.retry(ctx, fmt.Sprintf("find the best trial of study %d", studyID), func(ctx context.Context) error {
+		err := s.db.QueryRowContext(ctx, `SELECT id FROM trials WHERE study_id = $1 AND state = 'complete' AND value IS NOT NULL
+			ORDER BY value `+order+`, number LIMIT 1`, studyID).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.Trial(ctx, id)
+}
+
+
+// trialStudy returns the id of a trial's study.
+func (s *Store) trialStudy(ctx context.Context, trialID int64) (int64, error) {
+	var id int64
+	err := s.retry(ctx, fmt.Sprintf("read trial %d", trialID), func(ctx context.Context) error {
+		err := s.db.QueryRowContext(ctx, `SELECT study_id FROM trials WHERE id = $1`, trialID).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		return err
+	})
+	return id, err
+}
