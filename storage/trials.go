@@ -656,7 +656,6 @@ func (s *Store) Best(ctx context.Context, studyID int64) (*Trial, error) {
 	return s.Trial(ctx, id)
 }
 
-
 // trialStudy returns the id of a trial's study.
 func (s *Store) trialStudy(ctx context.Context, trialID int64) (int64, error) {
 	var id int64
