@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"errors"
+
+	"github.com/spf13/cobra"
 )
 
 // usageError marks bad input: a flag, an argument, a spec or a file the user
@@ -28,4 +30,9 @@ func exitCode(err error) int {
 		return 130
 	}
 	return 1
+}
+
+// args wraps a cobra argument check so that its complaint is bad input.
+func args(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, a []string) error { return badInput(check(cmd, a)) }
 }

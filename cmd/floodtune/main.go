@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -35,6 +36,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintf(stderr, "floodtune: %v\n", err)
+	fmt.Fprintf(stderr, "floodtune: %s\n", oneLine(err.Error()))
 	return exitCode(err)
+}
+
+// oneLine folds a multi-line error (drivers nest causes on new lines) into
+// one line.
+func oneLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	for i := range lines {
+		lines[i] = strings.TrimSpace(lines[i])
+	}
+	return strings.Join(lines, " ")
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 
+	"github.com/floodtune/floodtune/storage"
 	"github.com/spf13/cobra"
 )
 
@@ -27,6 +28,7 @@ Start with one training run:
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return badInput(err) })
-	root.AddCommand(newTrainCmd(), newVersionCmd())
+	root.PersistentFlags().String("storage", storage.DefaultURL, "where studies live: postgres://user@host/db, postgresql://..., or sqlite:PATH (env FLOODTUNE_STORAGE)")
+	root.AddCommand(newTrainCmd(), newMigrateCmd(), newVersionCmd())
 	return root
 }
