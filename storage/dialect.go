@@ -123,7 +123,7 @@ func (s *Store) retry(ctx context.Context, what string, op func(context.Context)
 	delay := 10 * time.Millisecond
 	for attempt := 0; ; attempt++ {
 		err := op(ctx)
-		if err == nil || attempt >= s.retries || !s.d.transient(err) || ctx.Err() != nil {
+		if err == nil || attempt >= s.retries || !s.retryable(err) || ctx.Err() != nil {
 			if err != nil {
 				return fmt.Errorf("%s: %w", what, err)
 			}
@@ -149,7 +149,33 @@ func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 		_ = tx.Rollback()
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return commitError{err}
+	}
+	return nil
+}
+
+// commitError is a failed COMMIT. Whether the transaction committed is
+// unknown when the connection broke during the COMMIT, so only failures
+// that say it did not commit (a serialization failure, a busy database) are
+// retried.
+type commitError struct{ err error }
+
+func (e commitError) Error() string { return "commit: " + e.err.Error() }
+func (e commitError) Unwrap() error { return e.err }
+
+func (s *Store) retryable(err error) bool {
+	var ce commitError
+	if errors.As(err, &ce) {
+		switch s.d {
+		case postgresDialect:
+			code := pgCode(ce.err)
+			return code == "40001" || code == "40P01"
+		default:
+			return s.d.transient(ce.err)
+		}
+	}
+	return s.d.transient(err)
 }
 
 // nullTime scans a time column of either dialect: a time.Time (PostgreSQL),
