@@ -298,8 +298,9 @@ func (g *Goptuna) GetAllTrials(studyID int) ([]goptuna.FrozenTrial, error) {
 		return nil, err
 	}
 	out := make([]goptuna.FrozenTrial, len(ts))
+	dists := distCache{}
 	for i, t := range ts {
-		if out[i], err = toFrozen(t); err != nil {
+		if out[i], err = dists.frozen(t); err != nil {
 			return nil, err
 		}
 	}
@@ -342,7 +343,26 @@ func (g *Goptuna) GetTrialSystemAttrs(trialID int) (map[string]string, error) {
 
 // toFrozen converts a stored trial into Goptuna's form. A trial without a
 // value has Value 0, as in Goptuna's own storages.
-func toFrozen(t *Trial) (goptuna.FrozenTrial, error) {
+func toFrozen(t *Trial) (goptuna.FrozenTrial, error) { return distCache{}.frozen(t) }
+
+// distCache decodes each distinct distribution JSON once: a study's trials
+// share a handful of distributions, and TPE loads every trial at every
+// suggestion.
+type distCache map[string]interface{}
+
+func (c distCache) decode(raw []byte) (interface{}, error) {
+	if d, ok := c[string(raw)]; ok {
+		return d, nil
+	}
+	d, err := goptuna.JSONToDistribution(raw)
+	if err != nil {
+		return nil, err
+	}
+	c[string(raw)] = d
+	return d, nil
+}
+
+func (c distCache) frozen(t *Trial) (goptuna.FrozenTrial, error) {
 	ft := goptuna.FrozenTrial{
 		ID: int(t.ID), StudyID: int(t.StudyID), Number: t.Number, State: toGoptunaState(t.State),
 		IntermediateValues: t.Intermediate, DatetimeStart: t.StartedAt, DatetimeComplete: t.CompletedAt,
@@ -353,7 +373,7 @@ func toFrozen(t *Trial) (goptuna.FrozenTrial, error) {
 		ft.Value = t.Value
 	}
 	for name, p := range t.Params {
-		d, err := goptuna.JSONToDistribution(p.Distribution)
+		d, err := c.decode(p.Distribution)
 		if err != nil {
 			return ft, fmt.Errorf("trial %d: parameter %q: %w", t.ID, name, err)
 		}
