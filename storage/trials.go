@@ -226,7 +226,7 @@ func (s *Store) fenced(ctx context.Context, what string, trialID int64, worker s
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return s.leaseError(ctx, trialID, worker)
+			return s.leaseError(ctx, s.db, trialID, worker)
 		}
 		return nil
 	})
@@ -246,8 +246,8 @@ func (s *Store) trialState(ctx context.Context, q querier, trialID int64) (trial
 	return l, err
 }
 
-func (s *Store) leaseError(ctx context.Context, trialID int64, worker string) error {
-	l, err := s.trialState(ctx, s.db, trialID)
+func (s *Store) leaseError(ctx context.Context, q querier, trialID int64, worker string) error {
+	l, err := s.trialState(ctx, q, trialID)
 	if err != nil {
 		return err
 	}
@@ -303,7 +303,7 @@ func (s *Store) SetTrialAttr(ctx context.Context, trialID int64, worker string, 
 			if l.state.Final() {
 				return fmt.Errorf("%w: trial %d is %s", ErrNotUpdatable, trialID, l.state)
 			}
-			return s.leaseError(ctx, trialID, worker)
+			return s.leaseError(ctx, s.db, trialID, worker)
 		}
 		return nil
 	})
@@ -338,7 +338,7 @@ func (s *Store) GiveBack(ctx context.Context, trialID int64, worker, reason stri
 			var attempt int
 			err := tx.QueryRowContext(ctx, s.d.q(`SELECT study_id, attempt FROM trials WHERE `+fence+`%[2]s`), trialID, worker).Scan(&studyID, &attempt)
 			if errors.Is(err, sql.ErrNoRows) {
-				return s.leaseError(ctx, trialID, worker)
+				return s.leaseError(ctx, tx, trialID, worker)
 			} else if err != nil {
 				return err
 			}
@@ -499,7 +499,9 @@ func (s *Store) Trials(ctx context.Context, studyID int64) ([]*Trial, error) {
 // detailWhere (the same trials, by trial_id), consistently: in one
 // read-only transaction.
 func (s *Store) loadTrials(ctx context.Context, where, detailWhere string, arg any) ([]*Trial, error) {
-	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: s.d == postgresDialect, Isolation: s.readIsolation()})
+	// Read-only: a snapshot on PostgreSQL, a deferred (reading) transaction
+	// on SQLite, so that loading trials never waits for the write lock.
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true, Isolation: s.readIsolation()})
 	if err != nil {
 		return nil, err
 	}
