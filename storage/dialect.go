@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -113,6 +114,25 @@ func (d *dialect) q(format string) string {
 	return fmt.Sprintf(format, d.now, d.forUpdate, d.skipLocked)
 }
 
+// inList is the condition "col is one of the ids in $1", with $1 as idList
+// gives it.
+func (d *dialect) inList(col string) string {
+	if d == postgresDialect {
+		return col + " = ANY($1)"
+	}
+	return col + " IN (SELECT value FROM json_each($1))"
+}
+
+// idList is the argument of inList: an array for PostgreSQL, a JSON array
+// for SQLite.
+func (d *dialect) idList(ids []int64) any {
+	if d == postgresDialect {
+		return ids
+	}
+	b, _ := json.Marshal(ids)
+	return string(b)
+}
+
 // older returns the condition "col older than $n seconds".
 func (d *dialect) older(col string, n int) string { return fmt.Sprintf(d.olderThan, col, n) }
 
@@ -169,8 +189,10 @@ func (s *Store) retryable(err error) bool {
 	if errors.As(err, &ce) {
 		switch s.d {
 		case postgresDialect:
-			code := pgCode(ce.err)
-			return code == "40001" || code == "40P01"
+			// The server answered the COMMIT with an error: it rolled the
+			// transaction back. Without an answer (a broken connection) the
+			// outcome is unknown.
+			return pgCode(ce.err) != "" && pgTransient(ce.err)
 		default:
 			return s.d.transient(ce.err)
 		}

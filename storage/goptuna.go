@@ -326,19 +326,13 @@ func (g *Goptuna) GetTrialParams(trialID int) (map[string]interface{}, error) {
 }
 
 func (g *Goptuna) GetTrialUserAttrs(trialID int) (map[string]string, error) {
-	t, err := g.s.Trial(g.ctx, id64(trialID))
-	if err != nil {
-		return nil, err
-	}
-	return t.UserAttrs, nil
+	return g.s.TrialAttrs(g.ctx, id64(trialID), UserAttr)
 }
 
+// GetTrialSystemAttrs answers Goptuna's check for fixed parameters, made at
+// every suggestion, in one query.
 func (g *Goptuna) GetTrialSystemAttrs(trialID int) (map[string]string, error) {
-	t, err := g.s.Trial(g.ctx, id64(trialID))
-	if err != nil {
-		return nil, err
-	}
-	return t.SystemAttrs, nil
+	return g.s.TrialAttrs(g.ctx, id64(trialID), SystemAttr)
 }
 
 // toFrozen converts a stored trial into Goptuna's form. A trial without a

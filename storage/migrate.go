@@ -97,20 +97,39 @@ const versionTable = "floodtune_schema_migrations"
 type conn interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
 }
 
-func (s *Store) applied(ctx context.Context, c conn) (map[int]time.Time, error) {
-	if _, err := c.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS `+versionTable+` (
+// applied returns the applied versions. With create it first creates the
+// version table if missing, which must happen under the migration lock
+// (concurrent CREATE TABLE IF NOT EXISTS races on PostgreSQL); without it a
+// missing table means nothing is applied.
+func (s *Store) applied(ctx context.Context, c conn, create bool) (map[int]time.Time, error) {
+	out := map[int]time.Time{}
+	if create {
+		if _, err := c.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS `+versionTable+` (
 		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at `+s.timeType()+` NOT NULL)`); err != nil {
-		return nil, fmt.Errorf("create the migration version table: %w", err)
+			return nil, fmt.Errorf("create the migration version table: %w", err)
+		}
+	} else {
+		var n int
+		exists := `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '` + versionTable + `'`
+		if s.d == postgresDialect {
+			exists = `SELECT count(*) FROM (SELECT to_regclass('` + versionTable + `') AS t) x WHERE t IS NOT NULL`
+		}
+		if err := c.QueryRowContext(ctx, exists).Scan(&n); err != nil {
+			return nil, fmt.Errorf("read applied migrations: %w", err)
+		}
+		if n == 0 {
+			return out, nil
+		}
 	}
 	rows, err := c.QueryContext(ctx, `SELECT version, applied_at FROM `+versionTable)
 	if err != nil {
 		return nil, fmt.Errorf("read applied migrations: %w", err)
 	}
 	defer rows.Close()
-	out := map[int]time.Time{}
 	for rows.Next() {
 		var v int
 		var at nullTime
@@ -135,7 +154,7 @@ func (s *Store) Migrations(ctx context.Context) ([]Migration, error) {
 	if err != nil {
 		return nil, err
 	}
-	done, err := s.applied(ctx, s.db)
+	done, err := s.applied(ctx, s.db, false)
 	if err != nil {
 		return nil, err
 	}
@@ -169,11 +188,17 @@ func (s *Store) Migrate(ctx context.Context, dir MigrationDirection, target int)
 		defer sc.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, int64(migrationLock))
 		c = sc
 	}
-	done, err := s.applied(ctx, c)
+	done, err := s.applied(ctx, c, true)
 	if err != nil {
 		return nil, err
 	}
 	var ran []Migration
+	// Trials read before a migration may not be those after it.
+	defer func() {
+		if len(ran) > 0 {
+			s.final.clear()
+		}
+	}()
 	if dir == Up {
 		for _, m := range ms {
 			if _, ok := done[m.Version]; ok || (target > 0 && m.Version > target) {

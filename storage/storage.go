@@ -139,6 +139,7 @@ type Store struct {
 	d       *dialect
 	url     string // redacted
 	retries int
+	final   *finalCache
 }
 
 // Option configures Open.
@@ -206,7 +207,7 @@ func openPostgres(ctx context.Context, rawURL string) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("connect to %s: %v", red, redactErr(err, rawURL))
 	}
-	return &Store{db: stdlib.OpenDBFromPool(pool), pool: pool, d: postgresDialect, url: red, retries: 5}, nil
+	return &Store{db: stdlib.OpenDBFromPool(pool), pool: pool, d: postgresDialect, url: red, retries: 5, final: newFinalCache()}, nil
 }
 
 func openSQLite(ctx context.Context, path string) (*Store, error) {
@@ -232,11 +233,14 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	if path == ":memory:" {
 		db.SetMaxOpenConns(1)
 	}
-	if err := db.PingContext(ctx); err != nil {
+	st := &Store{db: db, d: sqliteDialect, url: "sqlite:" + path, retries: 8, final: newFinalCache()}
+	// A new connection switches the file to WAL, which can meet another
+	// process doing the same and be refused as busy: try again.
+	if err := st.retry(ctx, "open sqlite:"+path, func(ctx context.Context) error { return db.PingContext(ctx) }); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("open sqlite:%s: %w", path, err)
+		return nil, err
 	}
-	return &Store{db: db, d: sqliteDialect, url: "sqlite:" + path, retries: 8}, nil
+	return st, nil
 }
 
 // Close releases the store's connections.

@@ -27,7 +27,9 @@ type querier interface {
 
 // CreateTrial creates a trial in a study with the next number. A trial
 // that would exceed the study's budget is refused with ErrBudgetExhausted;
-// trials count toward the budget unless they failed and were retried.
+// trials count toward the budget unless they failed and were retried. The
+// returned trial has the stored ID, Number and State and the given details;
+// its times are not read back (Trial reads them).
 func (s *Store) CreateTrial(ctx context.Context, studyID int64, nt NewTrial) (*Trial, error) {
 	switch nt.State {
 	case Waiting, Running, Complete, Pruned, Fail:
@@ -37,42 +39,56 @@ func (s *Store) CreateTrial(ctx context.Context, studyID int64, nt NewTrial) (*T
 	if nt.State == Running && nt.Worker == "" {
 		return nil, fmt.Errorf("create trial in study %d: a running trial needs a worker", studyID)
 	}
-	var id int64
+	var t *Trial
 	err := s.retry(ctx, fmt.Sprintf("create trial in study %d", studyID), func(ctx context.Context) error {
 		return s.inTx(ctx, func(tx *sql.Tx) error {
 			var err error
-			id, err = s.insertTrial(ctx, tx, studyID, nt, nil)
+			t, err = s.insertTrial(ctx, tx, studyID, nt, nil)
 			return err
 		})
 	})
 	if err != nil {
 		return nil, err
 	}
-	return s.Trial(ctx, id)
+	t.Params, t.Intermediate = copyMap(nt.Params), copyMap(nt.Intermediate)
+	t.UserAttrs, t.SystemAttrs = copyMap(nt.UserAttrs), copyMap(nt.SystemAttrs)
+	if nt.State.Final() {
+		t.Value = nt.Value
+	}
+	return t, nil
+}
+
+func copyMap[K comparable, V any](m map[K]V) map[K]V {
+	out := make(map[K]V, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
 }
 
 // insertTrial takes the study's next number and inserts the trial, with its
-// parameters, values and attributes. A retry (of non-nil) takes the place of
-// the trial it retries, so the budget is not checked for it.
-func (s *Store) insertTrial(ctx context.Context, tx *sql.Tx, studyID int64, nt NewTrial, of *Trial) (int64, error) {
+// parameters, values and attributes, and returns it without its details. A
+// retry (of non-nil) takes the place of the trial it retries, so the budget
+// is not checked for it.
+func (s *Store) insertTrial(ctx context.Context, tx *sql.Tx, studyID int64, nt NewTrial, of *Trial) (*Trial, error) {
 	var budget, number int
 	err := tx.QueryRowContext(ctx, s.d.q(`SELECT budget, next_number FROM studies WHERE id = $1%[2]s`), studyID).Scan(&budget, &number)
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, fmt.Errorf("study %d: %w", studyID, ErrNotFound)
+		return nil, fmt.Errorf("study %d: %w", studyID, ErrNotFound)
 	} else if err != nil {
-		return 0, err
+		return nil, err
 	}
 	if budget > 0 && of == nil {
 		var used int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM trials WHERE study_id = $1 AND retried_by IS NULL`, studyID).Scan(&used); err != nil {
-			return 0, err
+			return nil, err
 		}
 		if used >= budget {
-			return 0, fmt.Errorf("%w (%d of %d trials)", ErrBudgetExhausted, used, budget)
+			return nil, fmt.Errorf("%w (%d of %d trials)", ErrBudgetExhausted, used, budget)
 		}
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE studies SET next_number = next_number + 1 WHERE id = $1`, studyID); err != nil {
-		return 0, err
+		return nil, err
 	}
 	var attempt int
 	var retryOf any
@@ -80,24 +96,32 @@ func (s *Store) insertTrial(ctx context.Context, tx *sql.Tx, studyID int64, nt N
 		attempt, retryOf = of.Attempt+1, of.ID
 	}
 	started := nt.State != Waiting
-	var id int64
+	t := &Trial{StudyID: studyID, Number: number, State: nt.State, Value: nan, Worker: nt.Worker, Attempt: attempt}
+	if nt.State.Final() {
+		t.Value = nt.Value
+	}
+	if of != nil {
+		t.RetryOf = of.ID
+	}
+	var startedAt, completedAt, heartbeatAt nullTime
 	err = tx.QueryRowContext(ctx, s.d.q(`INSERT INTO trials (study_id, number, state, value, started_at, completed_at, worker, heartbeat_at, attempt, retry_of)
 		VALUES ($1, $2, $3, $4,
 			CASE WHEN $5 THEN %[1]s END, CASE WHEN $6 THEN %[1]s END, $7, CASE WHEN $8 THEN %[1]s END, $9, $10)
-		RETURNING id`),
-		studyID, number, string(nt.State), nullIfNaN(nt.Value), started, nt.State.Final(), nt.Worker, nt.State == Running, attempt, retryOf).Scan(&id)
+		RETURNING id, started_at, completed_at, heartbeat_at`),
+		studyID, number, string(nt.State), nullIfNaN(nt.Value), started, nt.State.Final(), nt.Worker, nt.State == Running, attempt, retryOf).Scan(&t.ID, &startedAt, &completedAt, &heartbeatAt)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	if err := s.insertDetails(ctx, tx, id, nt); err != nil {
-		return 0, err
+	t.StartedAt, t.CompletedAt, t.HeartbeatAt = startedAt.T, completedAt.T, heartbeatAt.T
+	if err := s.insertDetails(ctx, tx, t.ID, nt); err != nil {
+		return nil, err
 	}
 	if of != nil {
-		if _, err := tx.ExecContext(ctx, `UPDATE trials SET retried_by = $2 WHERE id = $1`, of.ID, id); err != nil {
-			return 0, err
+		if _, err := tx.ExecContext(ctx, `UPDATE trials SET retried_by = $2 WHERE id = $1`, of.ID, t.ID); err != nil {
+			return nil, err
 		}
 	}
-	return id, nil
+	return t, nil
 }
 
 // insertDetails inserts a new trial's parameters, values and attributes, one
@@ -131,15 +155,21 @@ func (s *Store) insertDetails(ctx context.Context, tx querier, id int64, nt NewT
 		{`INSERT INTO trial_values (trial_id, step, value) VALUES `, 3, values},
 		{`INSERT INTO trial_attrs (trial_id, kind, key, value) VALUES `, 4, attrs},
 	} {
-		if len(ins.args) == 0 {
-			continue
-		}
-		if _, err := tx.ExecContext(ctx, ins.head+placeholders(len(ins.args)/ins.cols, ins.cols), ins.args...); err != nil {
-			return err
+		// Rows go in chunks that stay below the databases' limits on
+		// parameters per statement (SQLite: 32,766; PostgreSQL: 65,535).
+		for rest := ins.args; len(rest) > 0; {
+			n := min(len(rest), maxInsertRows*ins.cols)
+			if _, err := tx.ExecContext(ctx, ins.head+placeholders(n/ins.cols, ins.cols), rest[:n]...); err != nil {
+				return err
+			}
+			rest = rest[n:]
 		}
 	}
 	return nil
 }
+
+// maxInsertRows is the most rows one INSERT of trial details carries.
+const maxInsertRows = 2000
 
 // placeholders returns "($1, $2), ($3, $4)" for rows=2, cols=2.
 func placeholders(rows, cols int) string {
@@ -310,21 +340,32 @@ func (s *Store) SetTrialAttr(ctx context.Context, trialID int64, worker string, 
 }
 
 // Finish ends worker's running trial in a final state, with value unless it
-// is NaN (then the value already set stays). Finishing a trial again in the
-// same state by the same worker succeeds, so a retried call is harmless.
+// is NaN (then the value already set stays). A trial that is not running
+// under worker (finished, reaped, given back) gives ErrLeaseLost.
 func (s *Store) Finish(ctx context.Context, trialID int64, worker string, state State, value float64) error {
 	if !state.Final() {
 		return fmt.Errorf("finish trial %d: %q is not a final state", trialID, state)
 	}
-	err := s.fenced(ctx, fmt.Sprintf("finish trial %d as %s", trialID, state), trialID, worker,
-		s.d.q(`UPDATE trials SET state = $3, value = COALESCE($4, value), completed_at = %[1]s WHERE `+fence),
-		string(state), nullIfNaN(value))
-	if errors.Is(err, ErrLeaseLost) {
-		if l, lerr := s.trialState(ctx, s.db, trialID); lerr == nil && l.state == state && l.worker == worker {
-			return nil
+	retried := false
+	return s.retry(ctx, fmt.Sprintf("finish trial %d as %s", trialID, state), func(ctx context.Context) error {
+		res, err := s.db.ExecContext(ctx, s.d.q(`UPDATE trials SET state = $3, value = COALESCE($4, value), completed_at = %[1]s WHERE `+fence),
+			trialID, worker, string(state), nullIfNaN(value))
+		if err != nil {
+			retried = true
+			return err
 		}
-	}
-	return err
+		if n, _ := res.RowsAffected(); n == 0 {
+			// After a lost connection the first attempt may have
+			// committed: then the trial is in this state under this
+			// worker, and no one else could have put it there (a reaped or
+			// given-back trial fails with a fail_reason).
+			if l, lerr := s.trialState(ctx, s.db, trialID); retried && lerr == nil && l.state == state && l.worker == worker {
+				return nil
+			}
+			return s.leaseError(ctx, s.db, trialID, worker)
+		}
+		return nil
+	})
 }
 
 // GiveBack fails worker's running trial with reason and enqueues a retry
@@ -381,7 +422,11 @@ func (s *Store) failAndRetry(ctx context.Context, tx *sql.Tx, t *Trial, reason s
 		}
 		nt.SystemAttrs[FixedParamsAttr] = string(b)
 	}
-	return s.insertTrial(ctx, tx, t.StudyID, nt, t)
+	r, err := s.insertTrial(ctx, tx, t.StudyID, nt, t)
+	if err != nil {
+		return 0, err
+	}
+	return r.ID, nil
 }
 
 // Reaped is a trial that Reap failed, and its retry if one was enqueued.
@@ -397,12 +442,26 @@ type Reaped struct {
 // of workers may reap at once: each stale trial is reaped once, and a trial
 // whose worker finishes it at the same moment stays finished.
 func (s *Store) Reap(ctx context.Context, grace time.Duration, maxRetries int) ([]Reaped, error) {
+	var all []Reaped
+	for {
+		batch, err := s.reapBatch(ctx, grace, maxRetries)
+		all = append(all, batch...)
+		if err != nil || len(batch) < reapBatch {
+			return all, err
+		}
+	}
+}
+
+// reapBatch is the number of stale trials one transaction of Reap handles.
+const reapBatch = 100
+
+func (s *Store) reapBatch(ctx context.Context, grace time.Duration, maxRetries int) ([]Reaped, error) {
 	var out []Reaped
 	err := s.retry(ctx, "reap stale trials", func(ctx context.Context) error {
 		out = out[:0]
 		return s.inTx(ctx, func(tx *sql.Tx) error {
 			rows, err := tx.QueryContext(ctx, s.d.q(`SELECT id, study_id, number, attempt FROM trials
-				WHERE state = 'running' AND `+s.d.older("heartbeat_at", 1)+` ORDER BY id LIMIT 100%[3]s`), grace.Seconds())
+				WHERE state = 'running' AND `+s.d.older("heartbeat_at", 1)+` ORDER BY id LIMIT $2%[3]s`), grace.Seconds(), reapBatch)
 			if err != nil {
 				return err
 			}
@@ -454,7 +513,7 @@ func scanTrial(row interface{ Scan(...any) error }) (*Trial, error) {
 func (s *Store) Trial(ctx context.Context, id int64) (*Trial, error) {
 	var out *Trial
 	err := s.retry(ctx, fmt.Sprintf("read trial %d", id), func(ctx context.Context) error {
-		ts, err := s.loadTrials(ctx, `id = $1`, `trial_id = $1`, id)
+		ts, err := s.readTrials(ctx, s.db, `id = $1`, `trial_id = $1`, id)
 		if err != nil {
 			return err
 		}
@@ -484,29 +543,81 @@ func (s *Store) TrialByNumber(ctx context.Context, studyID int64, number int) (*
 }
 
 // Trials returns a study's trials by number, with their parameters, values
-// and attributes, in four queries whatever their number.
+// and attributes, in a constant number of queries: one for the trials' ids
+// and states, and four for the details of those not yet cached. A trial in
+// a final state never changes again, so it is read once and then served
+// from the store's cache; TPE, which reloads every trial at every
+// suggestion, reads only the running ones. The returned trials may be shared
+// with other callers: do not modify them.
 func (s *Store) Trials(ctx context.Context, studyID int64) ([]*Trial, error) {
 	var out []*Trial
 	err := s.retry(ctx, fmt.Sprintf("read the trials of study %d", studyID), func(ctx context.Context) error {
-		var err error
-		out, err = s.loadTrials(ctx, `study_id = $1`, `trial_id IN (SELECT id FROM trials WHERE study_id = $1)`, studyID)
-		return err
+		// Read-only: a snapshot on PostgreSQL, a deferred (reading)
+		// transaction on SQLite, so that loading trials never waits for the
+		// write lock.
+		tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true, Isolation: s.readIsolation()})
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		type ref struct {
+			id    int64
+			final bool
+		}
+		var refs []ref
+		var missing []int64
+		cached := map[int64]*Trial{}
+		if err := eachRow(ctx, tx, `SELECT id, state, completed_at FROM trials WHERE study_id = $1 ORDER BY number`, studyID, func(r *sql.Rows) error {
+			var id int64
+			var st State
+			var completed nullTime
+			if err := r.Scan(&id, &st, &completed); err != nil {
+				return err
+			}
+			refs = append(refs, ref{id, st.Final()})
+			if t := s.final.get(id, completed.T); t != nil && st.Final() {
+				cached[id] = t
+			} else {
+				missing = append(missing, id)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		var loaded []*Trial
+		switch {
+		case len(missing) == 0:
+		case len(missing) == len(refs):
+			loaded, err = s.readTrials(ctx, tx, `study_id = $1`, `trial_id IN (SELECT id FROM trials WHERE study_id = $1)`, studyID)
+		default:
+			list := s.d.idList(missing)
+			loaded, err = s.readTrials(ctx, tx, s.d.inList("id"), s.d.inList("trial_id"), list)
+		}
+		if err != nil {
+			return err
+		}
+		if err := tx.Commit(); err != nil {
+			return err
+		}
+		for _, t := range loaded {
+			cached[t.ID] = t
+			s.final.put(t)
+		}
+		out = make([]*Trial, 0, len(refs))
+		for _, r := range refs {
+			if t := cached[r.id]; t != nil {
+				out = append(out, t)
+			}
+		}
+		return nil
 	})
 	return out, err
 }
 
-// loadTrials reads the trials matching where, and their details matching
-// detailWhere (the same trials, by trial_id), consistently: in one
-// read-only transaction.
-func (s *Store) loadTrials(ctx context.Context, where, detailWhere string, arg any) ([]*Trial, error) {
-	// Read-only: a snapshot on PostgreSQL, a deferred (reading) transaction
-	// on SQLite, so that loading trials never waits for the write lock.
-	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true, Isolation: s.readIsolation()})
-	if err != nil {
-		return nil, err
-	}
-	defer tx.Rollback()
-	rows, err := tx.QueryContext(ctx, `SELECT `+trialColumns+` FROM trials WHERE `+where+` ORDER BY number`, arg)
+// readTrials reads the trials matching where, and their details matching
+// detailWhere (the same trials, by trial_id): five queries.
+func (s *Store) readTrials(ctx context.Context, q querier, where, detailWhere string, arg any) ([]*Trial, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+trialColumns+` FROM trials WHERE `+where+` ORDER BY number`, arg)
 	if err != nil {
 		return nil, err
 	}
@@ -525,9 +636,9 @@ func (s *Store) loadTrials(ctx context.Context, where, detailWhere string, arg a
 		return nil, err
 	}
 	if len(out) == 0 {
-		return out, tx.Commit()
+		return out, nil
 	}
-	params, err := s.params(ctx, tx, detailWhere, arg)
+	params, err := s.params(ctx, q, detailWhere, arg)
 	if err != nil {
 		return nil, err
 	}
@@ -536,7 +647,7 @@ func (s *Store) loadTrials(ctx context.Context, where, detailWhere string, arg a
 			t.Params = ps
 		}
 	}
-	if err := eachRow(ctx, tx, `SELECT trial_id, step, value FROM trial_values WHERE `+detailWhere, arg, func(r *sql.Rows) error {
+	if err := eachRow(ctx, q, `SELECT trial_id, step, value FROM trial_values WHERE `+detailWhere, arg, func(r *sql.Rows) error {
 		var id int64
 		var step int
 		var v nullFloat
@@ -550,7 +661,15 @@ func (s *Store) loadTrials(ctx context.Context, where, detailWhere string, arg a
 	}); err != nil {
 		return nil, err
 	}
-	if err := eachRow(ctx, tx, `SELECT trial_id, kind, key, value FROM trial_attrs WHERE `+detailWhere, arg, func(r *sql.Rows) error {
+	if err := s.attrs(ctx, q, detailWhere, arg, byID); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// attrs reads the attributes of the trials in byID (matching where).
+func (s *Store) attrs(ctx context.Context, q querier, where string, arg any, byID map[int64]*Trial) error {
+	return eachRow(ctx, q, `SELECT trial_id, kind, key, value FROM trial_attrs WHERE `+where, arg, func(r *sql.Rows) error {
 		var id int64
 		var kind AttrKind
 		var k, v string
@@ -565,10 +684,33 @@ func (s *Store) loadTrials(ctx context.Context, where, detailWhere string, arg a
 			}
 		}
 		return nil
-	}); err != nil {
-		return nil, err
-	}
-	return out, tx.Commit()
+	})
+}
+
+// TrialAttrs returns one kind of a trial's attributes, in one query.
+func (s *Store) TrialAttrs(ctx context.Context, trialID int64, kind AttrKind) (map[string]string, error) {
+	out := map[string]string{}
+	err := s.retry(ctx, fmt.Sprintf("read the %s attributes of trial %d", kind, trialID), func(ctx context.Context) error {
+		clear(out)
+		found := false
+		err := eachRow(ctx, s.db, `SELECT t.id, a.key, a.value FROM trials t LEFT JOIN trial_attrs a ON a.trial_id = t.id AND a.kind = $2 WHERE t.id = $1`, trialID, func(r *sql.Rows) error {
+			var id int64
+			var k, v sql.NullString
+			if err := r.Scan(&id, &k, &v); err != nil {
+				return err
+			}
+			found = true
+			if k.Valid {
+				out[k.String] = v.String
+			}
+			return nil
+		}, string(kind))
+		if err == nil && !found {
+			return ErrNotFound
+		}
+		return err
+	})
+	return out, err
 }
 
 func (s *Store) readIsolation() sql.IsolationLevel {
@@ -596,8 +738,8 @@ func (s *Store) params(ctx context.Context, q querier, where string, arg any) (m
 	return out, err
 }
 
-func eachRow(ctx context.Context, q querier, query string, arg any, fn func(*sql.Rows) error) error {
-	rows, err := q.QueryContext(ctx, query, arg)
+func eachRow(ctx context.Context, q querier, query string, arg any, fn func(*sql.Rows) error, more ...any) error {
+	rows, err := q.QueryContext(ctx, query, append([]any{arg}, more...)...)
 	if err != nil {
 		return err
 	}
