@@ -114,6 +114,14 @@ func (d *dialect) q(format string) string {
 	return fmt.Sprintf(format, d.now, d.forUpdate, d.skipLocked)
 }
 
+// jsonText is col, a JSON column, as text.
+func (d *dialect) jsonText(col string) string {
+	if d == postgresDialect {
+		return col + "::text"
+	}
+	return col
+}
+
 // inList is the condition "col is one of the ids in $1", with $1 as idList
 // gives it.
 func (d *dialect) inList(col string) string {

@@ -615,7 +615,8 @@ func (s *Store) Trials(ctx context.Context, studyID int64) ([]*Trial, error) {
 }
 
 // readTrials reads the trials matching where, and their details matching
-// detailWhere (the same trials, by trial_id): five queries.
+// detailWhere (the same trials, by trial_id): two queries, one for the
+// trials and one for their parameters, values and attributes together.
 func (s *Store) readTrials(ctx context.Context, q querier, where, detailWhere string, arg any) ([]*Trial, error) {
 	rows, err := q.QueryContext(ctx, `SELECT `+trialColumns+` FROM trials WHERE `+where+` ORDER BY number`, arg)
 	if err != nil {
@@ -638,53 +639,39 @@ func (s *Store) readTrials(ctx context.Context, q querier, where, detailWhere st
 	if len(out) == 0 {
 		return out, nil
 	}
-	params, err := s.params(ctx, q, detailWhere, arg)
-	if err != nil {
-		return nil, err
-	}
-	for id, ps := range params {
-		if t := byID[id]; t != nil {
-			t.Params = ps
-		}
-	}
-	if err := eachRow(ctx, q, `SELECT trial_id, step, value FROM trial_values WHERE `+detailWhere, arg, func(r *sql.Rows) error {
+	// One row per detail: the kind ('param', 'value', 'user', 'system'),
+	// a name, a number and a text, as each kind needs.
+	details := `SELECT trial_id, 'param', name, value, ` + s.d.jsonText("distribution") + `, 0 FROM trial_params WHERE ` + detailWhere + `
+		UNION ALL SELECT trial_id, 'value', '', value, '', step FROM trial_values WHERE ` + detailWhere + `
+		UNION ALL SELECT trial_id, kind, key, NULL, value, 0 FROM trial_attrs WHERE ` + detailWhere
+	err = eachRow(ctx, q, details, arg, func(r *sql.Rows) error {
 		var id int64
+		var kind, name, text string
+		var num nullFloat
 		var step int
-		var v nullFloat
-		if err := r.Scan(&id, &step, &v); err != nil {
+		if err := r.Scan(&id, &kind, &name, &num, &text, &step); err != nil {
 			return err
 		}
-		if t := byID[id]; t != nil {
-			t.Intermediate[step] = v.F
+		t := byID[id]
+		if t == nil {
+			return nil
 		}
-		return nil
-	}); err != nil {
-		return nil, err
-	}
-	if err := s.attrs(ctx, q, detailWhere, arg, byID); err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-// attrs reads the attributes of the trials in byID (matching where).
-func (s *Store) attrs(ctx context.Context, q querier, where string, arg any, byID map[int64]*Trial) error {
-	return eachRow(ctx, q, `SELECT trial_id, kind, key, value FROM trial_attrs WHERE `+where, arg, func(r *sql.Rows) error {
-		var id int64
-		var kind AttrKind
-		var k, v string
-		if err := r.Scan(&id, &kind, &k, &v); err != nil {
-			return err
-		}
-		if t := byID[id]; t != nil {
-			if kind == UserAttr {
-				t.UserAttrs[k] = v
-			} else {
-				t.SystemAttrs[k] = v
-			}
+		switch kind {
+		case "param":
+			t.Params[name] = Param{Value: num.F, Distribution: json.RawMessage(text)}
+		case "value":
+			t.Intermediate[step] = num.F
+		case string(UserAttr):
+			t.UserAttrs[name] = text
+		default:
+			t.SystemAttrs[name] = text
 		}
 		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // TrialAttrs returns one kind of a trial's attributes, in one query.
