@@ -11,7 +11,7 @@ TAGS     := $(if $(filter 1,$(OPENBLAS)),openblas,)
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS  := -X main.version=$(VERSION)
 
-.PHONY: all build test test-go vet bench bench-step bench-go demo results print-tags clean
+.PHONY: all build test vet bench bench-step bench-go bench-storage demo results print-tags clean
 
 all: build
 
@@ -38,10 +38,14 @@ ifeq ($(TAGS),openblas)
 endif
 
 # Benchmarks print figures; none of them passes or fails on a timing.
-bench: bench-step bench-go
+bench: bench-step bench-go bench-storage
 
 bench-step:
 	bench/step.sh
+
+# floodtune's storage against Goptuna's rdb.v2 on the same PostgreSQL.
+bench-storage:
+	bench/storage.sh
 
 bench-go:
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench . -benchmem ./objective/
