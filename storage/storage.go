@@ -272,8 +272,14 @@ func Redact(rawURL string) string {
 		}
 	}
 	q := u.Query()
-	if q.Has("password") {
-		q.Set("password", "xxxxx")
+	changed := false
+	for _, k := range []string{"password", "sslpassword"} {
+		if q.Has(k) {
+			q.Set(k, "xxxxx")
+			changed = true
+		}
+	}
+	if changed {
 		u.RawQuery = q.Encode()
 	}
 	return u.String()
@@ -294,8 +300,10 @@ func secrets(rawURL string) []string {
 		if p, ok := u.User.Password(); ok && p != "" {
 			out = append(out, p, url.QueryEscape(p), url.PathEscape(p))
 		}
-		if p := u.Query().Get("password"); p != "" {
-			out = append(out, p)
+		for _, k := range []string{"password", "sslpassword"} {
+			if p := u.Query().Get(k); p != "" {
+				out = append(out, p)
+			}
 		}
 	}
 	if p := os.Getenv("PGPASSWORD"); p != "" {

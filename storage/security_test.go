@@ -1,0 +1,192 @@
+package storage_test
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/floodtune/floodtune/internal/pgtest"
+	"github.com/floodtune/floodtune/storage"
+)
+
+const secret = "Sup3rS3cret"
+
+// noSecret fails t if s shows the secret in any of its spellings.
+func noSecret(t testing.TB, what, s string, secrets ...string) {
+	t.Helper()
+	for _, p := range append(secrets, secret) {
+		for _, spelled := range []string{p, url.QueryEscape(p), url.PathEscape(p)} {
+			if strings.Contains(s, spelled) {
+				t.Errorf("%s shows the password %q: %s", what, spelled, s)
+			}
+		}
+	}
+}
+
+func TestOpenDoesNotShowPasswords(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		what, url string
+		secrets   []string
+	}{
+		{"in user:password@, where nothing listens", "postgres://postgres:" + secret + "@127.0.0.1:1/x", nil},
+		{"in ?password=, where nothing listens", "postgres://postgres@127.0.0.1:1/x?password=" + secret + "&sslmode=disable", nil},
+		{"of the postgresql scheme", "postgresql://postgres:" + secret + "@127.0.0.1:1/x?connect_timeout=2", nil},
+		{"with characters that are escaped", "postgres://postgres:" + url.PathEscape("p@ss:w/rd "+secret) + "@127.0.0.1:1/x", []string{"p@ss:w/rd " + secret}},
+		{"in a URL with a bad port", "postgres://postgres:" + secret + "@127.0.0.1:notaport/x", nil},
+		{"in a URL with a bad parameter", "postgres://postgres:" + secret + "@127.0.0.1:1/x?sslmode=bogus", nil},
+		{"in a URL with a bad escape", "postgres://postgres:" + secret + "%zz@127.0.0.1:1/x", nil},
+		{"of an unknown scheme", "mysql://root:" + secret + "@127.0.0.1:1/x", nil},
+		{"of an unparsable unknown scheme", "mysql://root:" + secret + "%zz@127.0.0.1:1/x", nil},
+	} {
+		t.Run(c.what, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			st, err := storage.Open(ctx, c.url)
+			if err == nil {
+				st.Close()
+				t.Fatalf("Open(%s) succeeded", storage.Redact(c.url))
+			}
+			noSecret(t, "the error of Open", err.Error(), c.secrets...)
+			noSecret(t, "Redact", storage.Redact(c.url), c.secrets...)
+		})
+	}
+}
+
+func TestOpenRefusesBadURLs(t *testing.T) {
+	t.Parallel()
+	for _, u := range []string{"", "sqlite:", "sqlite://", "mysql://h/db", "floodtune.db", "file:floodtune.db"} {
+		if st, err := storage.Open(t.Context(), u); !errors.Is(err, storage.ErrBadURL) {
+			if st != nil {
+				st.Close()
+			}
+			t.Errorf("Open(%q): %v, want ErrBadURL", u, err)
+		}
+	}
+}
+
+// PGPASSWORD gives the password when the URL has none; it must not show
+// either. Not parallel: it sets the environment.
+func TestOpenDoesNotShowPGPASSWORD(t *testing.T) {
+	t.Setenv("PGPASSWORD", secret)
+	st, err := storage.Open(t.Context(), "postgres://postgres@127.0.0.1:1/x")
+	if err == nil {
+		st.Close()
+		t.Fatal("Open succeeded")
+	}
+	noSecret(t, "the error of Open", err.Error())
+}
+
+func TestStoreURLDoesNotShowPassword(t *testing.T) {
+	t.Parallel()
+	// The throw-away server trusts every connection, so any password
+	// works; a server given by FLOODTUNE_TEST_DATABASE_URL has its own.
+	u, err := url.Parse(pgtest.Schema(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, has := u.User.Password(); !has {
+		u.User = url.UserPassword(u.User.Username(), secret)
+	}
+	pw, _ := u.User.Password()
+	for _, form := range []string{"user:password@", "?password="} {
+		t.Run(form, func(t *testing.T) {
+			v := *u
+			if form == "?password=" {
+				v.User = url.User(u.User.Username())
+				q := v.Query()
+				q.Set("password", pw)
+				v.RawQuery = q.Encode()
+			}
+			st := openStore(t, v.String())
+			noSecret(t, "URL()", st.URL(), pw)
+			if !strings.Contains(st.URL(), "xxxxx") {
+				t.Errorf("URL() = %q, want the password replaced by xxxxx", st.URL())
+			}
+			_, err := st.StudyByName(t.Context(), "nobody")
+			noSecret(t, "an error of the store", err.Error(), pw)
+		})
+	}
+}
+
+func TestRedact(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ what, in, want string }{
+		{"a password after the user", "postgres://ann:" + secret + "@db:5432/floodtune", "postgres://ann:xxxxx@db:5432/floodtune"},
+		{"a password parameter", "postgres://ann@db/floodtune?password=" + secret, "postgres://ann@db/floodtune?password=xxxxx"},
+		{"a password parameter among others", "postgres://db/floodtune?sslmode=require&password=" + secret, "postgres://db/floodtune?password=xxxxx&sslmode=require"},
+		{"both forms", "postgresql://ann:" + secret + "@db/f?password=" + secret, "postgresql://ann:xxxxx@db/f?password=xxxxx"},
+		{"an escaped password", "postgres://ann:" + url.PathEscape("p@ss:"+secret) + "@db/f", "postgres://ann:xxxxx@db/f"},
+		{"an empty password", "postgres://ann:@db/f", "postgres://ann:xxxxx@db/f"},
+		{"no password", "postgres://ann@db:5432/floodtune?sslmode=disable", "postgres://ann@db:5432/floodtune?sslmode=disable"},
+		{"no user", "postgres://db/floodtune", "postgres://db/floodtune"},
+		{"a SQLite path", "sqlite:/var/lib/floodtune.db", "sqlite:/var/lib/floodtune.db"},
+		{"a relative SQLite path", "sqlite:floodtune.db", "sqlite:floodtune.db"},
+	} {
+		t.Run(c.what, func(t *testing.T) {
+			t.Parallel()
+			got := storage.Redact(c.in)
+			if got != c.want {
+				t.Errorf("Redact(%q) = %q, want %q", c.in, got, c.want)
+			}
+			noSecret(t, "Redact", got)
+		})
+	}
+	t.Run("an unparsable URL shows neither its password nor its rest", func(t *testing.T) {
+		got := storage.Redact("postgres://ann:" + secret + "%zz@db/f")
+		noSecret(t, "Redact", got)
+		if strings.Contains(got, "ann") || strings.Contains(got, "db/f") {
+			t.Errorf("Redact of an unparsable URL = %q", got)
+		}
+	})
+}
+
+// FuzzRedact checks that a password that url.Parse finds never survives
+// Redact, whatever else is in the URL.
+func FuzzRedact(f *testing.F) {
+	for _, seed := range []string{
+		"postgres://ann:" + secret + "@db:5432/floodtune",
+		"postgres://ann@db/f?password=" + secret + "&sslmode=disable",
+		"postgres://ann:p%40ss@db/f?password=x%26y",
+		"postgresql://:pw@/f",
+		"sqlite:floodtune.db",
+		"postgres://a:b@c/d?password=e&password=f",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		u, err := url.Parse(raw)
+		if err != nil {
+			return
+		}
+		got := storage.Redact(raw)
+		var secrets []string
+		if p, ok := u.User.Password(); ok {
+			secrets = append(secrets, p)
+		}
+		secrets = append(secrets, u.Query()["password"]...)
+		// What the URL shows besides its passwords may contain them by
+		// chance ("a" in "postgres"): check long passwords only, and only
+		// where the URL without its passwords does not show them.
+		bare := *u
+		bare.User = nil
+		if u.User != nil {
+			bare.User = url.User(u.User.Username())
+		}
+		q := bare.Query()
+		q.Del("password")
+		bare.RawQuery = q.Encode()
+		for _, p := range secrets {
+			if len(p) < 6 || strings.Contains(bare.String(), p) || strings.Contains(raw, p+p) {
+				continue
+			}
+			if strings.Contains(got, p) {
+				t.Errorf("Redact(%q) = %q shows the password %q", raw, got, p)
+			}
+		}
+	})
+}
