@@ -24,7 +24,6 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
-
 // backend is a database that the conformance suite runs on.
 type backend struct {
 	name string
