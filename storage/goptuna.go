@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 
 	"github.com/c-bata/goptuna"
 )
@@ -19,6 +20,42 @@ type Goptuna struct {
 	s      *Store
 	ctx    context.Context
 	worker string
+	frozen frozenCache
+}
+
+// frozenCache keeps the Goptuna form of the finished trials the store
+// serves from its cache (the same *Trial each time), so that TPE's reloads
+// do not convert them again. Entries are checked against the store's
+// pointer.
+type frozenCache struct {
+	mu      sync.Mutex
+	entries map[int64]frozenEntry
+	dists   distCache
+}
+
+type frozenEntry struct {
+	from *Trial
+	ft   goptuna.FrozenTrial
+}
+
+func (c *frozenCache) get(t *Trial) (goptuna.FrozenTrial, error) {
+	if !t.State.Final() {
+		return toFrozen(t)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.entries[t.ID]; ok && e.from == t {
+		return e.ft, nil
+	}
+	if c.entries == nil {
+		c.entries, c.dists = map[int64]frozenEntry{}, distCache{}
+	}
+	ft, err := c.dists.frozen(t)
+	if err != nil {
+		return ft, err
+	}
+	c.entries[t.ID] = frozenEntry{t, ft}
+	return ft, nil
 }
 
 var _ goptuna.Storage = (*Goptuna)(nil)
@@ -291,16 +328,16 @@ func (g *Goptuna) GetTrial(trialID int) (goptuna.FrozenTrial, error) {
 }
 
 // GetAllTrials loads the study's trials in a constant number of queries:
-// TPE calls it at every suggestion.
+// TPE calls it at every suggestion. Finished trials share their maps
+// between calls: Goptuna's samplers and pruners only read them.
 func (g *Goptuna) GetAllTrials(studyID int) ([]goptuna.FrozenTrial, error) {
 	ts, err := g.s.Trials(g.ctx, id64(studyID))
 	if err != nil {
 		return nil, err
 	}
 	out := make([]goptuna.FrozenTrial, len(ts))
-	dists := distCache{}
 	for i, t := range ts {
-		if out[i], err = dists.frozen(t); err != nil {
+		if out[i], err = g.frozen.get(t); err != nil {
 			return nil, err
 		}
 	}

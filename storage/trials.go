@@ -71,8 +71,12 @@ func copyMap[K comparable, V any](m map[K]V) map[K]V {
 // retry (of non-nil) takes the place of the trial it retries, so the budget
 // is not checked for it.
 func (s *Store) insertTrial(ctx context.Context, tx *sql.Tx, studyID int64, nt NewTrial, of *Trial) (*Trial, error) {
+	// Taking the number locks the study's row until the transaction ends
+	// (SQLite's write lock is already held): creators take turns here, so
+	// the budget check below sees every trial created before.
 	var budget, number int
-	err := tx.QueryRowContext(ctx, s.d.q(`SELECT budget, next_number FROM studies WHERE id = $1%[2]s`), studyID).Scan(&budget, &number)
+	err := tx.QueryRowContext(ctx, `UPDATE studies SET next_number = next_number + 1 WHERE id = $1
+		RETURNING budget, next_number - 1`, studyID).Scan(&budget, &number)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("study %d: %w", studyID, ErrNotFound)
 	} else if err != nil {
@@ -84,11 +88,9 @@ func (s *Store) insertTrial(ctx context.Context, tx *sql.Tx, studyID int64, nt N
 			return nil, err
 		}
 		if used >= budget {
+			// The caller rolls back, number included.
 			return nil, fmt.Errorf("%w (%d of %d trials)", ErrBudgetExhausted, used, budget)
 		}
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE studies SET next_number = next_number + 1 WHERE id = $1`, studyID); err != nil {
-		return nil, err
 	}
 	var attempt int
 	var retryOf any
@@ -552,14 +554,9 @@ func (s *Store) TrialByNumber(ctx context.Context, studyID int64, number int) (*
 func (s *Store) Trials(ctx context.Context, studyID int64) ([]*Trial, error) {
 	var out []*Trial
 	err := s.retry(ctx, fmt.Sprintf("read the trials of study %d", studyID), func(ctx context.Context) error {
-		// Read-only: a snapshot on PostgreSQL, a deferred (reading)
-		// transaction on SQLite, so that loading trials never waits for the
-		// write lock.
-		tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true, Isolation: s.readIsolation()})
-		if err != nil {
-			return err
-		}
-		defer tx.Rollback()
+		// No transaction: a trial that changes between the queries is read
+		// in its newer state, which is as good (and two round trips fewer).
+		tx := s.db
 		type ref struct {
 			id    int64
 			final bool
@@ -585,6 +582,7 @@ func (s *Store) Trials(ctx context.Context, studyID int64) ([]*Trial, error) {
 			return err
 		}
 		var loaded []*Trial
+		var err error
 		switch {
 		case len(missing) == 0:
 		case len(missing) == len(refs):
@@ -594,9 +592,6 @@ func (s *Store) Trials(ctx context.Context, studyID int64) ([]*Trial, error) {
 			loaded, err = s.readTrials(ctx, tx, s.d.inList("id"), s.d.inList("trial_id"), list)
 		}
 		if err != nil {
-			return err
-		}
-		if err := tx.Commit(); err != nil {
 			return err
 		}
 		for _, t := range loaded {
@@ -698,13 +693,6 @@ func (s *Store) TrialAttrs(ctx context.Context, trialID int64, kind AttrKind) (m
 		return err
 	})
 	return out, err
-}
-
-func (s *Store) readIsolation() sql.IsolationLevel {
-	if s.d == postgresDialect {
-		return sql.LevelRepeatableRead
-	}
-	return sql.LevelDefault
 }
 
 func (s *Store) params(ctx context.Context, q querier, where string, arg any) (map[int64]map[string]Param, error) {
