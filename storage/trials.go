@@ -514,18 +514,84 @@ func scanTrial(row interface{ Scan(...any) error }) (*Trial, error) {
 // Trial returns a trial with its parameters, values and attributes.
 func (s *Store) Trial(ctx context.Context, id int64) (*Trial, error) {
 	var out *Trial
+	// One statement: the trial's row joined with its details.
+	query := `SELECT ` + prefixed("t.", trialColumns) + `, d.kind, d.name, d.num, d.text, d.step
+		FROM trials t LEFT JOIN (` + s.details(`trial_id = $1`) + `) d ON true WHERE t.id = $1`
 	err := s.retry(ctx, fmt.Sprintf("read trial %d", id), func(ctx context.Context) error {
-		ts, err := s.readTrials(ctx, s.db, `id = $1`, `trial_id = $1`, id)
-		if err != nil {
-			return err
-		}
-		if len(ts) == 0 {
-			return ErrNotFound
-		}
-		out = ts[0]
-		return nil
+		out = nil
+		return eachRow(ctx, s.db, query, id, func(r *sql.Rows) error {
+			t, kind, err := scanTrialDetail(r)
+			if err != nil {
+				return err
+			}
+			if out == nil {
+				out = t
+			}
+			if kind.kind != "" {
+				kind.apply(out)
+			}
+			return nil
+		})
 	})
+	if err == nil && out == nil {
+		err = fmt.Errorf("read trial %d: %w", id, ErrNotFound)
+	}
 	return out, err
+}
+
+// prefixed qualifies each column of a comma-separated list.
+func prefixed(prefix, cols string) string {
+	parts := strings.Split(cols, ", ")
+	for i := range parts {
+		parts[i] = prefix + parts[i]
+	}
+	return strings.Join(parts, ", ")
+}
+
+// scanTrialDetail scans a trial's row followed by a detail that may be NULL.
+func scanTrialDetail(r *sql.Rows) (*Trial, detail, error) {
+	var d detail
+	var kind, name, text sql.NullString
+	var step sql.NullInt64
+	t, err := scanTrial(rowScanner(func(dest ...any) error {
+		return r.Scan(append(dest, &kind, &name, &d.num, &text, &step)...)
+	}))
+	d.kind, d.name, d.text, d.step = kind.String, name.String, text.String, int(step.Int64)
+	return t, d, err
+}
+
+type rowScanner func(dest ...any) error
+
+func (f rowScanner) Scan(dest ...any) error { return f(dest...) }
+
+// details is the query of the parameters, values and attributes of the
+// trials matching where (by trial_id): one row per detail, with its kind
+// ('param', 'value', 'user', 'system'), a name, a number and a text, as each
+// kind needs.
+func (s *Store) details(where string) string {
+	return `SELECT trial_id, 'param' AS kind, name, value AS num, ` + s.d.jsonText("distribution") + ` AS text, 0 AS step FROM trial_params WHERE ` + where + `
+		UNION ALL SELECT trial_id, 'value', '', value, '', step FROM trial_values WHERE ` + where + `
+		UNION ALL SELECT trial_id, kind, key, NULL, value, 0 FROM trial_attrs WHERE ` + where
+}
+
+// detail is one row of details.
+type detail struct {
+	kind, name, text string
+	num              nullFloat
+	step             int
+}
+
+func (d *detail) apply(t *Trial) {
+	switch d.kind {
+	case "param":
+		t.Params[d.name] = Param{Value: d.num.F, Distribution: json.RawMessage(d.text)}
+	case "value":
+		t.Intermediate[d.step] = d.num.F
+	case string(UserAttr):
+		t.UserAttrs[d.name] = d.text
+	default:
+		t.SystemAttrs[d.name] = d.text
+	}
 }
 
 // TrialByNumber returns the trial of a study with the given number.
@@ -634,32 +700,14 @@ func (s *Store) readTrials(ctx context.Context, q querier, where, detailWhere st
 	if len(out) == 0 {
 		return out, nil
 	}
-	// One row per detail: the kind ('param', 'value', 'user', 'system'),
-	// a name, a number and a text, as each kind needs.
-	details := `SELECT trial_id, 'param', name, value, ` + s.d.jsonText("distribution") + `, 0 FROM trial_params WHERE ` + detailWhere + `
-		UNION ALL SELECT trial_id, 'value', '', value, '', step FROM trial_values WHERE ` + detailWhere + `
-		UNION ALL SELECT trial_id, kind, key, NULL, value, 0 FROM trial_attrs WHERE ` + detailWhere
-	err = eachRow(ctx, q, details, arg, func(r *sql.Rows) error {
+	err = eachRow(ctx, q, s.details(detailWhere), arg, func(r *sql.Rows) error {
 		var id int64
-		var kind, name, text string
-		var num nullFloat
-		var step int
-		if err := r.Scan(&id, &kind, &name, &num, &text, &step); err != nil {
+		var d detail
+		if err := r.Scan(&id, &d.kind, &d.name, &d.num, &d.text, &d.step); err != nil {
 			return err
 		}
-		t := byID[id]
-		if t == nil {
-			return nil
-		}
-		switch kind {
-		case "param":
-			t.Params[name] = Param{Value: num.F, Distribution: json.RawMessage(text)}
-		case "value":
-			t.Intermediate[step] = num.F
-		case string(UserAttr):
-			t.UserAttrs[name] = text
-		default:
-			t.SystemAttrs[name] = text
+		if t := byID[id]; t != nil {
+			d.apply(t)
 		}
 		return nil
 	})
