@@ -207,16 +207,10 @@ func sortedKeys[V any](m map[string]V) []string {
 // worker and returns it; ErrNotFound when none waits. Concurrent claimers
 // never get the same trial.
 func (s *Store) ClaimWaiting(ctx context.Context, studyID int64, worker string) (*Trial, error) {
-	var id int64
-	err := s.retry(ctx, fmt.Sprintf("claim a waiting trial of study %d", studyID), func(ctx context.Context) error {
-		err := s.db.QueryRowContext(ctx, s.d.q(`UPDATE trials SET state = 'running', worker = $2, started_at = %[1]s, heartbeat_at = %[1]s
+	id, err := s.queryID(ctx, fmt.Sprintf("claim a waiting trial of study %d", studyID),
+		s.d.q(`UPDATE trials SET state = 'running', worker = $2, started_at = %[1]s, heartbeat_at = %[1]s
 			WHERE id = (SELECT id FROM trials WHERE study_id = $1 AND state = 'waiting' ORDER BY number LIMIT 1%[3]s)
-			RETURNING id`), studyID, worker).Scan(&id)
-		if errors.Is(err, sql.ErrNoRows) {
-			return ErrNotFound
-		}
-		return err
-	})
+			RETURNING id`), studyID, worker)
 	if err != nil {
 		return nil, err
 	}
@@ -596,14 +590,8 @@ func (d *detail) apply(t *Trial) {
 
 // TrialByNumber returns the trial of a study with the given number.
 func (s *Store) TrialByNumber(ctx context.Context, studyID int64, number int) (*Trial, error) {
-	var id int64
-	err := s.retry(ctx, fmt.Sprintf("read trial %d of study %d", number, studyID), func(ctx context.Context) error {
-		err := s.db.QueryRowContext(ctx, `SELECT id FROM trials WHERE study_id = $1 AND number = $2`, studyID, number).Scan(&id)
-		if errors.Is(err, sql.ErrNoRows) {
-			return ErrNotFound
-		}
-		return err
-	})
+	id, err := s.queryID(ctx, fmt.Sprintf("read trial %d of study %d", number, studyID),
+		`SELECT id FROM trials WHERE study_id = $1 AND number = $2`, studyID, number)
 	if err != nil {
 		return nil, err
 	}
@@ -808,15 +796,9 @@ func (s *Store) Best(ctx context.Context, studyID int64) (*Trial, error) {
 	if st.Direction == Maximize {
 		order = "DESC"
 	}
-	var id int64
-	err = s.retry(ctx, fmt.Sprintf("find the best trial of study %d", studyID), func(ctx context.Context) error {
-		err := s.db.QueryRowContext(ctx, `SELECT id FROM trials WHERE study_id = $1 AND state = 'complete' AND value IS NOT NULL
-			ORDER BY value `+order+`, number LIMIT 1`, studyID).Scan(&id)
-		if errors.Is(err, sql.ErrNoRows) {
-			return ErrNotFound
-		}
-		return err
-	})
+	id, err := s.queryID(ctx, fmt.Sprintf("find the best trial of study %d", studyID),
+		`SELECT id FROM trials WHERE study_id = $1 AND state = 'complete' AND value IS NOT NULL
+			ORDER BY value `+order+`, number LIMIT 1`, studyID)
 	if err != nil {
 		return nil, err
 	}
@@ -825,9 +807,14 @@ func (s *Store) Best(ctx context.Context, studyID int64) (*Trial, error) {
 
 // trialStudy returns the id of a trial's study.
 func (s *Store) trialStudy(ctx context.Context, trialID int64) (int64, error) {
+	return s.queryID(ctx, fmt.Sprintf("read trial %d", trialID), `SELECT study_id FROM trials WHERE id = $1`, trialID)
+}
+
+// queryID runs a query that yields one id; no row is ErrNotFound.
+func (s *Store) queryID(ctx context.Context, what, query string, args ...any) (int64, error) {
 	var id int64
-	err := s.retry(ctx, fmt.Sprintf("read trial %d", trialID), func(ctx context.Context) error {
-		err := s.db.QueryRowContext(ctx, `SELECT study_id FROM trials WHERE id = $1`, trialID).Scan(&id)
+	err := s.retry(ctx, what, func(ctx context.Context) error {
+		err := s.db.QueryRowContext(ctx, query, args...).Scan(&id)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}
