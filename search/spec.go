@@ -1,0 +1,555 @@
+package search
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/floodtune/floodtune/flood"
+	"github.com/floodtune/floodtune/objective"
+	"go.yaml.in/yaml/v3"
+)
+
+// Spec is a study's specification: the data, the model and training
+// options that are fixed, the search's settings, and the space of the
+// options that are searched. It is read from YAML or JSON (ParseSpec) or
+// built in Go.
+type Spec struct {
+	Dataset  DatasetSpec      `yaml:"dataset" json:"dataset"`
+	Model    ModelSpec        `yaml:"model" json:"model"`
+	Training TrainingSpec     `yaml:"training" json:"training"`
+	Search   SearchSpec       `yaml:"search" json:"search"`
+	Space    map[string]Param `yaml:"space" json:"space,omitempty"`
+}
+
+// DatasetSpec names the data; see objective.DatasetSpec.
+type DatasetSpec struct {
+	Name       string  `yaml:"name" json:"name"`
+	LabelNoise float64 `yaml:"label_noise" json:"label_noise,omitempty"`
+	TrainSize  int     `yaml:"train_size" json:"train_size,omitempty"`
+	ValSize    int     `yaml:"val_size" json:"val_size,omitempty"`
+	TestSize   int     `yaml:"test_size" json:"test_size,omitempty"`
+	DataDir    string  `yaml:"data_dir" json:"data_dir,omitempty"`
+	TestCSV    string  `yaml:"test_csv" json:"test_csv,omitempty"`
+}
+
+// ModelSpec fixes the model. Hidden may instead be searched (space.hidden,
+// categorical choices such as "500,500").
+type ModelSpec struct {
+	Hidden []int `yaml:"hidden" json:"hidden,omitempty"`
+}
+
+// TrainingSpec fixes training options; an option left out takes its
+// default unless it is searched.
+type TrainingSpec struct {
+	Optimizer   *string  `yaml:"optimizer" json:"optimizer,omitempty"`
+	LR          *float64 `yaml:"lr" json:"lr,omitempty"`
+	Momentum    *float64 `yaml:"momentum" json:"momentum,omitempty"`
+	WeightDecay *float64 `yaml:"weight_decay" json:"weight_decay,omitempty"`
+	BatchSize   *int     `yaml:"batch_size" json:"batch_size,omitempty"`
+	Epochs      *int     `yaml:"epochs" json:"epochs,omitempty"`
+	Flood       *string  `yaml:"flood" json:"flood,omitempty"`
+	FloodLevel  *float64 `yaml:"flood_level" json:"flood_level,omitempty"`
+}
+
+// SearchSpec sets the search.
+type SearchSpec struct {
+	Sampler   string `yaml:"sampler" json:"sampler,omitempty"`     // tpe (default), random, cmaes
+	Pruner    string `yaml:"pruner" json:"pruner,omitempty"`       // none (default), median, successive_halving
+	Trials    int    `yaml:"trials" json:"trials"`                 // the study-wide budget
+	Seed      int64  `yaml:"seed" json:"seed,omitempty"`           // seeds the sampler and every trial
+	Objective string `yaml:"objective" json:"objective,omitempty"` // val_acc (default, maximised) or val_loss (minimised)
+	// Baseline enqueues a plain-training trial (b = 0) first; default true.
+	Baseline *bool `yaml:"baseline" json:"baseline,omitempty"`
+}
+
+// Param is one searched option.
+type Param struct {
+	Type    string   `yaml:"type" json:"type"` // float, int or categorical
+	Low     *float64 `yaml:"low" json:"low,omitempty"`
+	High    *float64 `yaml:"high" json:"high,omitempty"`
+	Log     bool     `yaml:"log" json:"log,omitempty"`
+	Step    *float64 `yaml:"step" json:"step,omitempty"`
+	Choices []string `yaml:"choices" json:"choices,omitempty"`
+}
+
+// Parameter types.
+const (
+	Float       = "float"
+	Int         = "int"
+	Categorical = "categorical"
+)
+
+// Limits that protect the machine from a spec's typo.
+const (
+	MaxTrials    = 100_000
+	MaxChoices   = 1_000
+	MaxSpecBytes = 1 << 20
+)
+
+// option describes a searchable option: the parameter types it may have
+// and how a value is applied to a trial's configuration.
+type option struct {
+	types []string
+	apply func(c *objective.Config, v any) error
+}
+
+// options are the options that space may search.
+var options = map[string]option{
+	"lr":           {[]string{Float, Categorical}, setFloat(func(c *objective.Config) *float64 { return &c.LR })},
+	"momentum":     {[]string{Float, Categorical}, setFloat(func(c *objective.Config) *float64 { return &c.Momentum })},
+	"weight_decay": {[]string{Float, Categorical}, setFloat(func(c *objective.Config) *float64 { return &c.WeightDecay })},
+	"flood_level":  {[]string{Float, Categorical}, setFloat(func(c *objective.Config) *float64 { return &c.FloodLevel })},
+	"batch_size":   {[]string{Int, Categorical}, setInt(func(c *objective.Config) *int { return &c.BatchSize })},
+	"epochs":       {[]string{Int, Categorical}, setInt(func(c *objective.Config) *int { return &c.Epochs })},
+	"optimizer": {[]string{Categorical}, func(c *objective.Config, v any) error {
+		c.Optimizer = fmt.Sprint(v)
+		return nil
+	}},
+	"flood": {[]string{Categorical}, func(c *objective.Config, v any) error {
+		m, err := flood.ParseMethod(fmt.Sprint(v))
+		c.Flood = m
+		return err
+	}},
+	"hidden": {[]string{Categorical}, func(c *objective.Config, v any) error {
+		w, err := ParseWidths(fmt.Sprint(v))
+		c.Hidden = w
+		return err
+	}},
+}
+
+func setFloat(field func(*objective.Config) *float64) func(*objective.Config, any) error {
+	return func(c *objective.Config, v any) error {
+		f, err := toFloat(v)
+		*field(c) = f
+		return err
+	}
+}
+
+func setInt(field func(*objective.Config) *int) func(*objective.Config, any) error {
+	return func(c *objective.Config, v any) error {
+		f, err := toFloat(v)
+		if err == nil && f != math.Trunc(f) {
+			err = fmt.Errorf("%v is not a whole number", v)
+		}
+		*field(c) = int(f)
+		return err
+	}
+}
+
+func toFloat(v any) (float64, error) {
+	switch x := v.(type) {
+	case float64:
+		return x, nil
+	case int:
+		return float64(x), nil
+	case string:
+		f, err := strconv.ParseFloat(strings.TrimSpace(x), 64)
+		if err != nil {
+			return 0, fmt.Errorf("%q is not a number", x)
+		}
+		return f, nil
+	}
+	return 0, fmt.Errorf("%v (%T) is not a number", v, v)
+}
+
+// ParseWidths parses "500,500" into layer widths.
+func ParseWidths(s string) ([]int, error) {
+	fields := strings.Split(s, ",")
+	widths := make([]int, 0, len(fields))
+	for _, f := range fields {
+		w, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return nil, fmt.Errorf("hidden layers: %q is not a comma-separated list of widths such as 500,500", s)
+		}
+		widths = append(widths, w)
+	}
+	return widths, nil
+}
+
+// SpecError lists every problem of a spec, one clear message each.
+type SpecError struct{ Problems []string }
+
+func (e *SpecError) Error() string {
+	if len(e.Problems) == 1 {
+		return "spec: " + e.Problems[0]
+	}
+	return fmt.Sprintf("spec has %d problems: %s", len(e.Problems), strings.Join(e.Problems, "; "))
+}
+
+// ParseSpec reads a spec from YAML or JSON (JSON is YAML), refusing unknown
+// keys, and validates it.
+func ParseSpec(data []byte) (*Spec, error) {
+	if len(data) > MaxSpecBytes {
+		return nil, &SpecError{[]string{fmt.Sprintf("the file has %d bytes, more than the limit of %d", len(data), MaxSpecBytes)}}
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, &SpecError{[]string{"the file is empty"}}
+	}
+	var s Spec
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&s); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, &SpecError{[]string{"the file holds no document"}}
+		}
+		return nil, &SpecError{[]string{yamlProblem(err)}}
+	}
+	var extra any
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, &SpecError{[]string{"the file holds more than one document"}}
+	}
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// yamlProblem turns the YAML decoder's error into one line.
+func yamlProblem(err error) string {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		return strings.Join(te.Errors, "; ")
+	}
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	return "not valid YAML or JSON: " + strings.ReplaceAll(msg, "\n", " ")
+}
+
+// Direction returns "maximize" for val_acc, "minimize" for val_loss.
+func (s *Spec) Direction() string {
+	if s.Search.Objective == "val_loss" {
+		return "minimize"
+	}
+	return "maximize"
+}
+
+// WithBaseline reports whether a plain-training trial is enqueued first.
+func (s *Spec) WithBaseline() bool { return s.Search.Baseline == nil || *s.Search.Baseline }
+
+// Validate reports every problem of the spec, before anything is written.
+func (s *Spec) Validate() error {
+	var probs []string
+	add := func(format string, args ...any) { probs = append(probs, fmt.Sprintf(format, args...)) }
+
+	ds := s.DatasetSpec()
+	if err := ds.Validate(); err != nil {
+		add("dataset: %s", strings.TrimPrefix(err.Error(), "dataset spec: "))
+	}
+	switch s.Search.Sampler {
+	case "", "tpe", "random", "cmaes":
+	default:
+		add("search.sampler: unknown %q (want tpe, random or cmaes)", s.Search.Sampler)
+	}
+	switch s.Search.Pruner {
+	case "", "none", "median", "successive_halving":
+	default:
+		add("search.pruner: unknown %q (want none, median or successive_halving)", s.Search.Pruner)
+	}
+	switch s.Search.Objective {
+	case "", "val_acc", "val_loss":
+	default:
+		add("search.objective: unknown %q (want val_acc or val_loss)", s.Search.Objective)
+	}
+	if s.Search.Trials <= 0 || s.Search.Trials > MaxTrials {
+		add("search.trials: must be between 1 and %d, got %d", MaxTrials, s.Search.Trials)
+	}
+
+	fixed := s.fixedNames()
+	names := make([]string, 0, len(s.Space))
+	for name := range s.Space {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		p := s.Space[name]
+		where := "space." + name
+		opt, ok := options[name]
+		if !ok {
+			add("%s: unknown option (searchable: %s)", where, strings.Join(searchable(), ", "))
+			continue
+		}
+		if !contains(opt.types, p.Type) {
+			add("%s: type %q is not one of %s", where, p.Type, strings.Join(opt.types, ", "))
+			continue
+		}
+		msgs := p.problems()
+		for _, msg := range msgs {
+			add("%s: %s", where, msg)
+		}
+		// An option both fixed and searched starts from its fixed value
+		// (the baseline trial uses it), which must lie in the space.
+		if v, ok := fixed[name]; ok && len(msgs) == 0 && !p.holds(v) {
+			add("%s: %s is fixed at %v under %s, outside the space searched (%s)", where, name, v, fixedUnder(name), p.describe())
+		}
+	}
+
+	// Every extreme of the space, merged with the fixed options, must make
+	// a valid training configuration (a positive learning rate, widths
+	// within the limits, ...).
+	if len(probs) == 0 {
+		for _, c := range s.corners() {
+			cfg, err := s.Config(c)
+			if err == nil {
+				err = cfg.Validate()
+			}
+			if err != nil {
+				add("%s%v", describe(c), err)
+				break
+			}
+		}
+	}
+	if len(probs) > 0 {
+		return &SpecError{Problems: probs}
+	}
+	return nil
+}
+
+func (p Param) problems() []string {
+	var out []string
+	bad := func(f *float64) bool { return f != nil && (math.IsNaN(*f) || math.IsInf(*f, 0)) }
+	switch p.Type {
+	case Float, Int:
+		if p.Low == nil || p.High == nil {
+			out = append(out, "needs low and high")
+			return out
+		}
+		if bad(p.Low) || bad(p.High) || bad(p.Step) {
+			out = append(out, "low, high and step must be finite numbers")
+			return out
+		}
+		if *p.Low > *p.High {
+			out = append(out, fmt.Sprintf("low %v is greater than high %v", *p.Low, *p.High))
+		}
+		if p.Log && *p.Low <= 0 {
+			out = append(out, fmt.Sprintf("a log scale needs low > 0, got %v", *p.Low))
+		}
+		if p.Step != nil {
+			if p.Log {
+				out = append(out, "step cannot be used with a log scale")
+			} else if *p.Step <= 0 {
+				out = append(out, fmt.Sprintf("step must be positive, got %v", *p.Step))
+			}
+		}
+		if p.Type == Int {
+			for _, v := range []*float64{p.Low, p.High, p.Step} {
+				if v != nil && *v != math.Trunc(*v) {
+					out = append(out, fmt.Sprintf("an int parameter needs whole numbers, got %v", *v))
+					break
+				}
+			}
+		}
+		if len(p.Choices) > 0 {
+			out = append(out, "choices belong to a categorical parameter")
+		}
+	case Categorical:
+		switch {
+		case len(p.Choices) == 0:
+			out = append(out, "a categorical parameter needs at least one choice")
+		case len(p.Choices) > MaxChoices:
+			out = append(out, fmt.Sprintf("%d choices is more than the limit of %d", len(p.Choices), MaxChoices))
+		}
+		seen := map[string]bool{}
+		for _, c := range p.Choices {
+			if seen[c] {
+				out = append(out, fmt.Sprintf("choice %q appears twice", c))
+				break
+			}
+			seen[c] = true
+		}
+		if p.Low != nil || p.High != nil || p.Step != nil || p.Log {
+			out = append(out, "low, high, step and log belong to a float or int parameter")
+		}
+	}
+	return out
+}
+
+// fixedNames returns the options fixed under training or model, with
+// their values.
+func (s *Spec) fixedNames() map[string]any {
+	t := s.Training
+	out := map[string]any{}
+	put := func(name string, set bool, v func() any) {
+		if set {
+			out[name] = v()
+		}
+	}
+	put("optimizer", t.Optimizer != nil, func() any { return *t.Optimizer })
+	put("lr", t.LR != nil, func() any { return *t.LR })
+	put("momentum", t.Momentum != nil, func() any { return *t.Momentum })
+	put("weight_decay", t.WeightDecay != nil, func() any { return *t.WeightDecay })
+	put("batch_size", t.BatchSize != nil, func() any { return *t.BatchSize })
+	put("epochs", t.Epochs != nil, func() any { return *t.Epochs })
+	put("flood", t.Flood != nil, func() any { return *t.Flood })
+	put("flood_level", t.FloodLevel != nil, func() any { return *t.FloodLevel })
+	put("hidden", len(s.Model.Hidden) > 0, func() any {
+		parts := make([]string, len(s.Model.Hidden))
+		for i, w := range s.Model.Hidden {
+			parts[i] = strconv.Itoa(w)
+		}
+		return strings.Join(parts, ",")
+	})
+	return out
+}
+
+// holds reports whether v lies in the parameter's space.
+func (p Param) holds(v any) bool {
+	if p.Type == Categorical {
+		for _, c := range p.Choices {
+			if c == fmt.Sprint(v) {
+				return true
+			}
+		}
+		return false
+	}
+	f, err := toFloat(v)
+	return err == nil && f >= *p.Low && f <= *p.High
+}
+
+func (p Param) describe() string {
+	if p.Type == Categorical {
+		return "choices " + strings.Join(p.Choices, ", ")
+	}
+	return fmt.Sprintf("[%v, %v]", *p.Low, *p.High)
+}
+
+func fixedUnder(name string) string {
+	if name == "hidden" {
+		return "model"
+	}
+	return "training"
+}
+
+func searchable() []string {
+	out := make([]string, 0, len(options))
+	for name := range options {
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// corners returns the value sets that put every searched option at each
+// of its extremes (low and high, or every choice), one option at a time.
+func (s *Spec) corners() []map[string]any {
+	mid := map[string]any{}
+	for name, p := range s.Space {
+		if p.Type == Categorical {
+			mid[name] = p.Choices[0]
+		} else {
+			mid[name] = *p.Low
+		}
+	}
+	out := []map[string]any{mid}
+	for name, p := range s.Space {
+		var extremes []any
+		if p.Type == Categorical {
+			for _, c := range p.Choices {
+				extremes = append(extremes, c)
+			}
+		} else {
+			extremes = []any{*p.Low, *p.High}
+		}
+		for _, v := range extremes {
+			c := map[string]any{}
+			for k, x := range mid {
+				c[k] = x
+			}
+			c[name] = v
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func describe(values map[string]any) string {
+	if len(values) == 0 {
+		return "training: "
+	}
+	keys := make([]string, 0, len(values))
+	for k := range values {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s=%v", k, values[k])
+	}
+	return "space at " + strings.Join(parts, ", ") + ": "
+}
+
+// DatasetSpec returns the dataset part as objective's spec (the seed is
+// the trial's).
+func (s *Spec) DatasetSpec() objective.DatasetSpec {
+	d := s.Dataset
+	return objective.DatasetSpec{Name: d.Name, LabelNoise: d.LabelNoise, TrainSize: d.TrainSize, ValSize: d.ValSize,
+		TestSize: d.TestSize, DataDir: d.DataDir, TestCSV: d.TestCSV}
+}
+
+// Defaults of the options a spec neither fixes nor searches.
+var defaultConfig = objective.Config{
+	Hidden: []int{500, 500}, Optimizer: objective.Momentum, LR: 0.1, BatchSize: 128, Epochs: 10, Flood: flood.Batch,
+}
+
+// Config returns the training configuration of a trial: the defaults, the
+// fixed options, then values (searched option name → value: a float64, an
+// int or a categorical choice).
+func (s *Spec) Config(values map[string]any) (objective.Config, error) {
+	c := defaultConfig
+	c.Hidden = append([]int(nil), defaultConfig.Hidden...)
+	t := s.Training
+	if len(s.Model.Hidden) > 0 {
+		c.Hidden = append([]int(nil), s.Model.Hidden...)
+	}
+	if t.Optimizer != nil {
+		c.Optimizer = *t.Optimizer
+	}
+	if t.LR != nil {
+		c.LR = *t.LR
+	}
+	if t.Momentum != nil {
+		c.Momentum = *t.Momentum
+	}
+	if t.WeightDecay != nil {
+		c.WeightDecay = *t.WeightDecay
+	}
+	if t.BatchSize != nil {
+		c.BatchSize = *t.BatchSize
+	}
+	if t.Epochs != nil {
+		c.Epochs = *t.Epochs
+	}
+	if t.Flood != nil {
+		m, err := flood.ParseMethod(*t.Flood)
+		if err != nil {
+			return c, fmt.Errorf("training.flood: %w", err)
+		}
+		c.Flood = m
+	}
+	if t.FloodLevel != nil {
+		c.FloodLevel = *t.FloodLevel
+	}
+	for name, v := range values {
+		opt, ok := options[name]
+		if !ok {
+			return c, fmt.Errorf("%s: unknown option", name)
+		}
+		if err := opt.apply(&c, v); err != nil {
+			return c, fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return c, nil
+}
