@@ -325,6 +325,9 @@ func (p Param) problems() []string {
 		if *p.Low > *p.High {
 			out = append(out, fmt.Sprintf("low %v is greater than high %v", *p.Low, *p.High))
 		}
+		if p.Log && p.Type == Int {
+			out = append(out, "a log scale is for float parameters")
+		}
 		if p.Log && *p.Low <= 0 {
 			out = append(out, fmt.Sprintf("a log scale needs low > 0, got %v", *p.Low))
 		}
