@@ -43,6 +43,11 @@ type Options struct {
 	OnTrial func(Result)
 	// Objective runs a trial; nil trains the spec's MLP (see Train).
 	Objective Objective
+	// NoConstantLiar lets TPE ignore running trials, as Goptuna does;
+	// by default the sampler sees each running trial as finished with the
+	// worst value so far, so that parallel workers do not propose the same
+	// point.
+	NoConstantLiar bool
 }
 
 // Objective runs one trial and returns its value (the spec's objective).
@@ -173,7 +178,18 @@ func (r *runner) reap(ctx context.Context) {
 // work runs trials until the budget is spent.
 func (r *runner) work(ctx context.Context, worker string, slot int) error {
 	adapter := storage.NewGoptuna(ctx, r.st, worker)
-	gs, err := r.goptunaStudy(adapter, slot)
+	// The sampler's view of the study (with the constant liar) and the
+	// pruner's (the trials as they are) are two Goptuna studies on one
+	// store.
+	var view goptuna.Storage = adapter
+	if !r.opts.NoConstantLiar {
+		view = liar{adapter, r.spec.Direction() == "maximize"}
+	}
+	gs, err := r.goptunaStudy(view, slot, false)
+	if err != nil {
+		return err
+	}
+	gp, err := r.goptunaStudy(adapter, slot, true)
 	if err != nil {
 		return err
 	}
@@ -204,7 +220,7 @@ func (r *runner) work(ctx context.Context, worker string, slot int) error {
 			}
 			return err
 		}
-		res := r.runTrial(ctx, gs, worker, t)
+		res := r.runTrial(ctx, gs, gp, worker, t)
 		if r.opts.OnTrial != nil && ctx.Err() == nil {
 			r.opts.OnTrial(res)
 		}
@@ -212,7 +228,9 @@ func (r *runner) work(ctx context.Context, worker string, slot int) error {
 	return nil
 }
 
-func (r *runner) goptunaStudy(adapter goptuna.Storage, slot int) (*goptuna.Study, error) {
+// goptunaStudy returns a Goptuna study on adapter with the spec's sampler,
+// or, with pruning set, its pruner.
+func (r *runner) goptunaStudy(adapter goptuna.Storage, slot int, pruning bool) (*goptuna.Study, error) {
 	seed := r.spec.Search.Seed + int64(slot)
 	opts := []goptuna.StudyOption{goptuna.StudyOptionStorage(adapter), goptuna.StudyOptionLogger(nil)}
 	switch r.spec.Search.Sampler {
@@ -224,10 +242,11 @@ func (r *runner) goptunaStudy(adapter goptuna.Storage, slot int) (*goptuna.Study
 	default:
 		opts = append(opts, goptuna.StudyOptionSampler(tpe.NewSampler(tpe.SamplerOptionSeed(seed))))
 	}
-	switch r.spec.Search.Pruner {
-	case "median":
+	switch {
+	case !pruning:
+	case r.spec.Search.Pruner == "median":
 		opts = append(opts, goptuna.StudyOptionPruner(medianstopping.NewMedianPruner()))
-	case "successive_halving":
+	case r.spec.Search.Pruner == "successive_halving":
 		p, err := successivehalving.NewPruner()
 		if err != nil {
 			return nil, err
@@ -239,7 +258,7 @@ func (r *runner) goptunaStudy(adapter goptuna.Storage, slot int) (*goptuna.Study
 
 // runTrial samples the trial's parameters, runs the objective under a
 // lease, and records the outcome.
-func (r *runner) runTrial(ctx context.Context, gs *goptuna.Study, worker string, t *storage.Trial) (res Result) {
+func (r *runner) runTrial(ctx context.Context, gs, gp *goptuna.Study, worker string, t *storage.Trial) (res Result) {
 	res = Result{Number: t.Number, Value: math.NaN()}
 	tctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -252,7 +271,7 @@ func (r *runner) runTrial(ctx context.Context, gs *goptuna.Study, worker string,
 	defer wg.Wait()
 	defer cancel(nil)
 
-	trial, err := r.prepare(tctx, gs, worker, t)
+	trial, err := r.prepare(tctx, gs, gp, worker, t)
 	if err == nil {
 		res.Params = trial.Params
 		res.Value, err = r.call(tctx, trial)
@@ -312,7 +331,7 @@ func (r *runner) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, 
 }
 
 // prepare samples the searched options and builds the trial.
-func (r *runner) prepare(ctx context.Context, gs *goptuna.Study, worker string, t *storage.Trial) (*Trial, error) {
+func (r *runner) prepare(ctx context.Context, gs, gp *goptuna.Study, worker string, t *storage.Trial) (*Trial, error) {
 	gt := goptuna.Trial{Study: gs, ID: int(t.ID)}
 	if gs.RelativeSampler != nil {
 		if err := gt.CallRelativeSampler(); err != nil {
@@ -342,11 +361,12 @@ func (r *runner) prepare(ctx context.Context, gs *goptuna.Study, worker string, 
 		return nil, err
 	}
 	trial := &Trial{Number: t.Number, Seed: seed, Spec: r.spec, Params: params, Config: cfg, Attrs: map[string]string{}}
+	pt := goptuna.Trial{Study: gp, ID: int(t.ID)}
 	trial.report = func(step int, value float64) error {
-		if gs.Pruner == nil {
+		if gp.Pruner == nil {
 			return r.st.Report(ctx, t.ID, worker, step, value)
 		}
-		return gt.ShouldPrune(step, value)
+		return pt.ShouldPrune(step, value)
 	}
 	return trial, nil
 }
@@ -396,4 +416,40 @@ func (r *runner) train(ctx context.Context, t *Trial) (float64, error) {
 		return res.ValLoss, nil
 	}
 	return res.ValAcc, nil
+}
+
+// liar is the sampler's view of a study under the constant-liar strategy:
+// every running trial that already has parameters looks finished, with the
+// worst value of the finished trials, so that TPE steers away from points
+// being evaluated right now instead of proposing them again.
+type liar struct {
+	*storage.Goptuna
+	maximize bool
+}
+
+func (l liar) GetAllTrials(studyID int) ([]goptuna.FrozenTrial, error) {
+	trials, err := l.Goptuna.GetAllTrials(studyID)
+	if err != nil {
+		return nil, err
+	}
+	worst, any := 0.0, false
+	for _, t := range trials {
+		if t.State != goptuna.TrialStateComplete {
+			continue
+		}
+		if !any || (l.maximize && t.Value < worst) || (!l.maximize && t.Value > worst) {
+			worst, any = t.Value, true
+		}
+	}
+	if !any {
+		return trials, nil
+	}
+	out := make([]goptuna.FrozenTrial, len(trials))
+	for i, t := range trials {
+		if t.State == goptuna.TrialStateRunning && len(t.InternalParams) > 0 {
+			t.State, t.Value = goptuna.TrialStateComplete, worst
+		}
+		out[i] = t
+	}
+	return out, nil
 }
