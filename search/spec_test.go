@@ -2,6 +2,8 @@ package search_test
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -156,4 +158,21 @@ func FuzzParseSpec(f *testing.F) {
 			t.Fatalf("a valid spec gives no configuration: %v", err)
 		}
 	})
+}
+
+func TestTheExampleSpecsAreValid(t *testing.T) {
+	t.Parallel()
+	files, err := filepath.Glob("../examples/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no example specs found (%v)", err)
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := search.ParseSpec(data); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
 }
