@@ -95,7 +95,7 @@ type Result struct {
 func Optimize(ctx context.Context, st *storage.Store, name string, opts Options) error {
 	study, err := st.StudyByName(ctx, name)
 	if err != nil {
-		return err
+		return fmt.Errorf("optimize study %q: %w", name, err)
 	}
 	spec, err := LoadSpec(study)
 	if err != nil {
@@ -388,7 +388,9 @@ func (r *runner) train(ctx context.Context, t *Trial) (float64, error) {
 	r.dataOnce.Do(func() {
 		ds := r.spec.DatasetSpec()
 		ds.Seed = r.spec.Search.Seed // one split for the whole study
-		r.data, r.dataErr = objective.LoadDataset(ctx, ds)
+		// Not the trial's context: the data serve every later trial, even
+		// if this one is cancelled while they load.
+		r.data, r.dataErr = objective.LoadDataset(context.WithoutCancel(ctx), ds)
 	})
 	if r.dataErr != nil {
 		return math.NaN(), r.dataErr

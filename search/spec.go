@@ -228,8 +228,12 @@ func (s *Spec) Direction() string {
 	return "maximize"
 }
 
-// WithBaseline reports whether a plain-training trial is enqueued first.
-func (s *Spec) WithBaseline() bool { return s.Search.Baseline == nil || *s.Search.Baseline }
+// WithBaseline reports whether a plain-training trial (flood level 0) is
+// enqueued first: by default when the flood level is searched.
+func (s *Spec) WithBaseline() bool {
+	_, searched := s.Space["flood_level"]
+	return searched && (s.Search.Baseline == nil || *s.Search.Baseline)
+}
 
 // Validate reports every problem of the spec, before anything is written.
 func (s *Spec) Validate() error {
@@ -286,6 +290,10 @@ func (s *Spec) Validate() error {
 		if v, ok := fixed[name]; ok && len(msgs) == 0 && !p.holds(v) {
 			add("%s: %s is fixed at %v under %s, outside the space searched (%s)", where, name, v, fixedUnder(name), p.describe())
 		}
+	}
+
+	if p, ok := s.Space["flood_level"]; ok && s.WithBaseline() && len(probs) == 0 && !p.holds(0.0) {
+		add("space.flood_level: the baseline trial trains at flood level 0, outside the space searched (%s); include 0 or set search.baseline: false", p.describe())
 	}
 
 	// Every extreme of the space, merged with the fixed options, must make

@@ -85,6 +85,7 @@ func TestSpecProblemsAreReportedOneByOne(t *testing.T) {
 		{"a zero width in the space", base("space: {hidden: {type: categorical, choices: [\"10,0\"]}}"), "width 0 of layer 2"},
 		{"a non-positive learning rate in the space", base("space: {lr: {type: float, low: 0, high: 0.1}}"), "learning rate: must be a positive number"},
 		{"a negative flood level in the space", base("space: {flood_level: {type: float, low: -0.5, high: 1}}"), "flood level"},
+		{"a flood-level range without the baseline's 0", base("space: {flood_level: {type: float, low: 0.2, high: 1}}"), "the baseline trial trains at flood level 0, outside the space searched ([0.2, 1])"},
 		{"an unknown sampler", "dataset: {name: gauss2d}\nsearch: {trials: 1, sampler: grid}", "search.sampler: unknown \"grid\""},
 		{"an unknown pruner", "dataset: {name: gauss2d}\nsearch: {trials: 1, pruner: hyperband}", "search.pruner: unknown \"hyperband\""},
 		{"an unknown objective", "dataset: {name: gauss2d}\nsearch: {trials: 1, objective: test_acc}", "search.objective: unknown \"test_acc\""},
@@ -110,6 +111,18 @@ func TestSpecProblemsAreReportedOneByOne(t *testing.T) {
 				t.Fatalf("error spans lines: %q", err)
 			}
 		})
+	}
+}
+
+func TestWithoutTheBaselineAnyFloodRangeWorks(t *testing.T) {
+	t.Parallel()
+	s, err := search.ParseSpec([]byte("dataset: {name: gauss2d}\nsearch: {trials: 3, baseline: false}\nspace: {flood_level: {type: float, low: 0.2, high: 1}}"))
+	if err != nil || s.WithBaseline() {
+		t.Fatalf("spec %v, baseline %v", err, s != nil && s.WithBaseline())
+	}
+	s, err = search.ParseSpec([]byte("dataset: {name: gauss2d}\ntraining: {flood_level: 0.3}\nsearch: {trials: 3}\nspace: {lr: {type: float, low: 0.01, high: 0.1}}"))
+	if err != nil || s.WithBaseline() {
+		t.Fatalf("a study that does not search the flood level has no baseline trial: %v, %v", err, s != nil && s.WithBaseline())
 	}
 }
 

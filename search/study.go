@@ -53,9 +53,10 @@ func Create(ctx context.Context, st *storage.Store, name string, spec *Spec) (*s
 	return study, nil
 }
 
-// baselineValues are the values of the baseline trial: flood level 0 when
-// searched, each other searched option at its fixed value or its first
-// choice or lowest value.
+// baselineValues are the values of the baseline trial: flood level 0, each
+// other searched option at its fixed value, else its first choice or the
+// middle of its range (geometric for a log scale), so that plain training
+// is not judged at an extreme.
 func (s *Spec) baselineValues() map[string]any {
 	fixed := s.fixedNames()
 	values := map[string]any{}
@@ -68,7 +69,7 @@ func (s *Spec) baselineValues() map[string]any {
 		case p.Type == Categorical:
 			values[name] = p.Choices[0]
 		default:
-			values[name] = *p.Low
+			values[name] = p.middle()
 		}
 	}
 	return values
@@ -170,4 +171,21 @@ func LoadSpec(study *storage.Study) (*Spec, error) {
 		return nil, fmt.Errorf("read the spec of study %q: %w", study.Name, err)
 	}
 	return &s, nil
+}
+
+// middle returns the middle of a float or int parameter's range, on its
+// scale and step grid.
+func (p Param) middle() float64 {
+	lo, hi := *p.Low, *p.High
+	m := (lo + hi) / 2
+	if p.Log {
+		m = math.Sqrt(lo * hi)
+	}
+	if p.Step != nil {
+		m = lo + math.Round((m-lo)/(*p.Step))**p.Step
+	}
+	if p.Type == Int {
+		m = math.Round(m)
+	}
+	return math.Min(math.Max(m, lo), hi)
 }

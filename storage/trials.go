@@ -406,7 +406,20 @@ func (s *Store) failAndRetry(ctx context.Context, tx *sql.Tx, t *Trial, reason s
 	if err != nil {
 		return 0, err
 	}
-	nt := NewTrial{State: Waiting, Value: nan, Params: params[t.ID], SystemAttrs: map[string]string{}}
+	// The retry keeps the trial's system attributes (what it is, such as a
+	// baseline), but for why it failed.
+	sys := map[string]string{}
+	if err := eachRow(ctx, tx, `SELECT key, value FROM trial_attrs WHERE trial_id = $1 AND kind = 'system' AND key <> $2`, t.ID, func(r *sql.Rows) error {
+		var k, v string
+		if err := r.Scan(&k, &v); err != nil {
+			return err
+		}
+		sys[k] = v
+		return nil
+	}, FailReasonAttr); err != nil {
+		return 0, err
+	}
+	nt := NewTrial{State: Waiting, Value: nan, Params: params[t.ID], SystemAttrs: sys}
 	if len(nt.Params) > 0 {
 		fixed := make(map[string]float64, len(nt.Params))
 		for name, p := range nt.Params {

@@ -1,0 +1,432 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/c-bata/goptuna"
+	"github.com/floodtune/floodtune/search"
+	"github.com/floodtune/floodtune/storage"
+	"github.com/spf13/cobra"
+)
+
+// findStudy returns the study called name; an unknown name is bad input.
+func findStudy(ctx context.Context, st *storage.Store, name string) (*storage.Study, error) {
+	study, err := st.StudyByName(ctx, name)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, badInput(fmt.Errorf("no study named %q in %s (floodtune study list shows them)", name, st.URL()))
+	}
+	return study, err
+}
+
+// studySpec returns the spec stored with a study.
+func studySpec(study *storage.Study) (*search.Spec, error) {
+	return search.LoadSpec(study)
+}
+
+// objectiveName is what a study's trial values are: val_acc or val_loss.
+func objectiveName(spec *search.Spec) string {
+	if spec.Search.Objective == "" {
+		return "val_acc"
+	}
+	return spec.Search.Objective
+}
+
+func samplerName(spec *search.Spec) string {
+	if spec.Search.Sampler == "" {
+		return "tpe"
+	}
+	return spec.Search.Sampler
+}
+
+func prunerName(spec *search.Spec) string {
+	if spec.Search.Pruner == "" {
+		return "none"
+	}
+	return spec.Search.Pruner
+}
+
+// spaceNames returns the searched options, sorted.
+func spaceNames(spec *search.Spec) []string {
+	names := make([]string, 0, len(spec.Space))
+	for name := range spec.Space {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// trialParams returns a trial's parameters in their external form (a
+// float64, an int or a categorical choice): those sampled or fixed so far,
+// read through their Goptuna distributions, and, for a trial that has not
+// started, the values it was enqueued with.
+func trialParams(spec *search.Spec, t *storage.Trial) (map[string]any, error) {
+	out := make(map[string]any, len(t.Params))
+	for name, p := range t.Params {
+		v, err := externalValue(p)
+		if err != nil {
+			return nil, fmt.Errorf("parameter %q of trial %d: %w", name, t.Number, err)
+		}
+		out[name] = v
+	}
+	if raw, ok := t.SystemAttrs[storage.FixedParamsAttr]; ok {
+		var fixed map[string]float64
+		if err := json.Unmarshal([]byte(raw), &fixed); err != nil {
+			return nil, fmt.Errorf("the enqueued parameters of trial %d: %w", t.Number, err)
+		}
+		for name, internal := range fixed {
+			if _, sampled := out[name]; sampled {
+				continue
+			}
+			v, err := enqueuedValue(spec, name, internal)
+			if err != nil {
+				return nil, fmt.Errorf("the enqueued parameter %q of trial %d: %w", name, t.Number, err)
+			}
+			out[name] = v
+		}
+	}
+	return out, nil
+}
+
+// externalValue decodes a stored parameter with its Goptuna distribution.
+func externalValue(p storage.Param) (v any, err error) {
+	dist, err := goptuna.JSONToDistribution(p.Distribution)
+	if err != nil {
+		return nil, fmt.Errorf("read its distribution: %w", err)
+	}
+	if c, ok := dist.(goptuna.CategoricalDistribution); ok {
+		if i := int(p.Value); p.Value != math.Trunc(p.Value) || i < 0 || i >= len(c.Choices) {
+			return nil, fmt.Errorf("choice index %v is outside the %d choices", p.Value, len(c.Choices))
+		}
+	}
+	return goptuna.ToExternalRepresentation(dist, p.Value)
+}
+
+// enqueuedValue turns the internal value an enqueued trial will use (as
+// search.Enqueue stores it: the number, or a choice's index) into its
+// external form.
+func enqueuedValue(spec *search.Spec, name string, internal float64) (any, error) {
+	p, ok := spec.Space[name]
+	if !ok {
+		return internal, nil
+	}
+	switch p.Type {
+	case search.Categorical:
+		i := int(internal)
+		if internal != math.Trunc(internal) || i < 0 || i >= len(p.Choices) {
+			return nil, fmt.Errorf("choice index %v is outside the %d choices", internal, len(p.Choices))
+		}
+		return p.Choices[i], nil
+	case search.Int:
+		return int(math.Round(internal)), nil
+	}
+	return internal, nil
+}
+
+// floodLevel returns the flood level a trial trains with: its parameter,
+// or the spec's fixed level.
+func floodLevel(spec *search.Spec, params map[string]any) (float64, bool) {
+	cfg, err := spec.Config(params)
+	if err != nil {
+		return math.NaN(), false
+	}
+	return cfg.FloodLevel, true
+}
+
+// trialJSON is a trial as `study trials --format json` and `study best
+// --format json` print it.
+type trialJSON struct {
+	Number           int                 `json:"number"`
+	State            storage.State       `json:"state"`
+	Value            *float64            `json:"value"`
+	Params           map[string]any      `json:"params"`
+	Intermediate     map[string]*float64 `json:"intermediate"`
+	UserAttrs        map[string]string   `json:"user_attrs"`
+	SystemAttrs      map[string]string   `json:"system_attrs"`
+	DatetimeStart    *string             `json:"datetime_start"`
+	DatetimeComplete *string             `json:"datetime_complete"`
+}
+
+func newTrialJSON(spec *search.Spec, t *storage.Trial) (trialJSON, error) {
+	params, err := trialParams(spec, t)
+	if err != nil {
+		return trialJSON{}, err
+	}
+	for name, v := range params {
+		if f, ok := v.(float64); ok {
+			params[name] = finiteOrNil(f)
+		}
+	}
+	inter := make(map[string]*float64, len(t.Intermediate))
+	for step, v := range t.Intermediate {
+		inter[strconv.Itoa(step)] = finiteOrNil(v)
+	}
+	return trialJSON{
+		Number:           t.Number,
+		State:            t.State,
+		Value:            finiteOrNil(t.Value),
+		Params:           params,
+		Intermediate:     inter,
+		UserAttrs:        nonNil(t.UserAttrs),
+		SystemAttrs:      nonNil(t.SystemAttrs),
+		DatetimeStart:    rfc3339(t.StartedAt),
+		DatetimeComplete: rfc3339(t.CompletedAt),
+	}, nil
+}
+
+// finiteOrNil is v, or nil (JSON null) when v is NaN or infinite.
+func finiteOrNil(v float64) *float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return nil
+	}
+	return &v
+}
+
+func nonNil(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
+
+func rfc3339(t time.Time) *string {
+	if t.IsZero() {
+		return nil
+	}
+	s := t.UTC().Format(time.RFC3339Nano)
+	return &s
+}
+
+// formatValue shows a trial's value in a table: four decimals, "-" for none.
+func formatValue(v float64) string {
+	if math.IsNaN(v) {
+		return "-"
+	}
+	return strconv.FormatFloat(v, 'f', 4, 64)
+}
+
+// formatParam shows a parameter's value for people: floats with four
+// significant digits.
+func formatParam(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "-"
+	case float64:
+		return strconv.FormatFloat(x, 'g', 4, 64)
+	}
+	return fmt.Sprint(v)
+}
+
+// exactParam shows a parameter's value in full (CSV).
+func exactParam(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case float64:
+		return exactFloat(x)
+	}
+	return fmt.Sprint(v)
+}
+
+// exactFloat is the shortest text that reads back as v; empty for NaN.
+func exactFloat(v float64) string {
+	if math.IsNaN(v) {
+		return ""
+	}
+	return strconv.FormatFloat(v, 'g', -1, 64)
+}
+
+// formatParams shows name=value pairs, sorted by name.
+func formatParams(params map[string]any, sep string) string {
+	names := make([]string, 0, len(params))
+	for name := range params {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, name := range names {
+		parts[i] = name + "=" + formatParam(params[name])
+	}
+	return strings.Join(parts, sep)
+}
+
+// attrFloat reads a numeric user attribute such as test_acc.
+func attrFloat(t *storage.Trial, key string) (float64, bool) {
+	if t == nil {
+		return math.NaN(), false
+	}
+	s, ok := t.UserAttrs[key]
+	if !ok {
+		return math.NaN(), false
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return math.NaN(), false
+	}
+	return v, true
+}
+
+// findBaseline returns the study's plain-training baseline trial, following
+// retries to the trial that finally ran it; nil when there is none.
+func findBaseline(trials []*storage.Trial) *storage.Trial {
+	byID := make(map[int64]*storage.Trial, len(trials))
+	var base *storage.Trial
+	for _, t := range trials {
+		byID[t.ID] = t
+		if base == nil && t.SystemAttrs[search.BaselineAttr] == "true" {
+			base = t
+		}
+	}
+	for seen := 0; base != nil && base.RetriedBy != 0 && seen < len(trials); seen++ {
+		next := byID[base.RetriedBy]
+		if next == nil {
+			break
+		}
+		base = next
+	}
+	return base
+}
+
+// writeSummary prints what `study show` shows: the trials by state, the
+// best trial and, beside it, the plain-training baseline.
+func writeSummary(ctx context.Context, w io.Writer, st *storage.Store, study *storage.Study) error {
+	spec, err := studySpec(study)
+	if err != nil {
+		return err
+	}
+	trials, err := st.Trials(ctx, study.ID)
+	if err != nil {
+		return err
+	}
+	counts, counted, err := st.Counts(ctx, study.ID)
+	if err != nil {
+		return err
+	}
+	best, err := st.Best(ctx, study.ID)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
+	obj := objectiveName(spec)
+	fmt.Fprintf(w, "study %q: %s %s, sampler %s, pruner %s, seed %d, created %s\n",
+		study.Name, study.Direction, obj, samplerName(spec), prunerName(spec), study.Seed, study.CreatedAt.Local().Format(time.RFC3339))
+	if names := spaceNames(spec); len(names) > 0 {
+		fmt.Fprintf(w, "searching: %s\n", strings.Join(names, ", "))
+	}
+	budget := "no limit"
+	if study.Budget > 0 {
+		budget = strconv.Itoa(study.Budget)
+	}
+	fmt.Fprintf(w, "trials: %d of budget %s counted; %d complete, %d pruned, %d fail, %d running, %d waiting\n",
+		counted, budget, counts[storage.Complete], counts[storage.Pruned], counts[storage.Fail], counts[storage.Running], counts[storage.Waiting])
+
+	if best == nil {
+		fmt.Fprintln(w, "best: no complete trial yet")
+	} else {
+		params, err := trialParams(spec, best)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "best: trial %d, %s %s", best.Number, obj, formatValue(best.Value))
+		if b, ok := floodLevel(spec, params); ok {
+			fmt.Fprintf(w, ", flood level %s", formatParam(b))
+		}
+		if acc, ok := attrFloat(best, "test_acc"); ok {
+			fmt.Fprintf(w, ", test acc %s", formatValue(acc))
+		}
+		fmt.Fprintln(w)
+		if len(params) > 0 {
+			fmt.Fprintf(w, "  params: %s\n", formatParams(params, ", "))
+		}
+	}
+
+	base := findBaseline(trials)
+	switch {
+	case base == nil:
+		fmt.Fprintln(w, "baseline: none (the study was created without the plain-training trial)")
+		return nil
+	case base.State != storage.Complete || !base.HasValue():
+		fmt.Fprintf(w, "baseline: trial %d (%s) is %s\n", base.Number, baselineKind(spec, base), base.State)
+		return nil
+	}
+	fmt.Fprintf(w, "baseline: trial %d (%s), %s %s", base.Number, baselineKind(spec, base), obj, formatValue(base.Value))
+	baseAcc, baseHasAcc := attrFloat(base, "test_acc")
+	if baseHasAcc {
+		fmt.Fprintf(w, ", test acc %s", formatValue(baseAcc))
+	}
+	fmt.Fprintln(w)
+	if best == nil {
+		return nil
+	}
+	if best.ID == base.ID {
+		fmt.Fprintln(w, "flooding: no flooded trial has beaten plain training yet (the baseline is the best trial)")
+		return nil
+	}
+	gain := best.Value - base.Value
+	verdict := "helped"
+	if (study.Direction == storage.Maximize && gain <= 0) || (study.Direction == storage.Minimize && gain >= 0) {
+		verdict = "did not help"
+	}
+	fmt.Fprintf(w, "flooding %s: the best trial's %s is %+.4f against the baseline", verdict, obj, gain)
+	if acc, ok := attrFloat(best, "test_acc"); ok && baseHasAcc {
+		fmt.Fprintf(w, " (test acc %+.4f)", acc-baseAcc)
+	}
+	fmt.Fprintln(w)
+	return nil
+}
+
+// baselineKind describes the baseline trial: plain training, unless the
+// spec fixes a flood level that the study does not search.
+func baselineKind(spec *search.Spec, base *storage.Trial) string {
+	params, err := trialParams(spec, base)
+	if err != nil {
+		return "baseline"
+	}
+	if b, ok := floodLevel(spec, params); ok && b != 0 {
+		return "baseline at the spec's fixed flood level b = " + formatParam(b)
+	}
+	return "plain training, b = 0"
+}
+
+// formatSeconds shows a duration as the log lines do: 12.3s, or 45ms.
+func formatSeconds(d time.Duration) string {
+	if d >= time.Second {
+		return fmt.Sprintf("%.1fs", d.Seconds())
+	}
+	return d.Round(time.Millisecond).String()
+}
+
+// shellWord quotes s for a POSIX shell when it needs it.
+func shellWord(s string) string {
+	if s != "" && safeShell.MatchString(s) {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+var safeShell = regexp.MustCompile(`^[A-Za-z0-9_@%+=:,./-]+$`)
+
+// studyCommand is the command line that runs a subcommand on a study again,
+// with the --storage flag if one was given (its password hidden).
+func studyCommand(cmd *cobra.Command, sub, name string, extra ...string) string {
+	parts := []string{"floodtune", "study", sub, shellWord(name)}
+	if f := cmd.Flags().Lookup("storage"); f != nil && f.Changed {
+		url := f.Value.String()
+		if !strings.HasPrefix(strings.ToLower(url), "sqlite") {
+			url = storage.Redact(url)
+		}
+		parts = append(parts, "--storage", shellWord(url))
+	}
+	for _, e := range extra {
+		parts = append(parts, shellWord(e))
+	}
+	return strings.Join(parts, " ")
+}

@@ -1,0 +1,439 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/floodtune/floodtune/search"
+	"github.com/floodtune/floodtune/storage"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+)
+
+func newStudyCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "study",
+		Short: "Create, run and inspect searches of the flood level (studies)",
+		Long: `A study is one search: a spec that fixes the data, the model and the training
+options, and a space of options to search (the flood level b first of all),
+with a budget of trials. Studies live in the storage (--storage or
+FLOODTUNE_STORAGE; default sqlite:floodtune.db), so any number of processes,
+on any number of machines sharing a PostgreSQL server, can work on one study,
+and a study that was stopped resumes where it was.
+
+The first trial of a study is, unless told otherwise, plain training (b = 0):
+study show puts it beside the best trial, so you can see whether flooding
+helped.`,
+		Example: `  floodtune study create noise20 --spec study.yaml
+  floodtune study optimize noise20 --workers 8
+  floodtune study show noise20
+  floodtune study trials noise20 --format csv > trials.csv`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return badInput(fmt.Errorf("%s needs a subcommand: %s", cmd.CommandPath(), subcommands(cmd)))
+		},
+	}
+	cmd.AddCommand(newStudyCreateCmd(), newStudyOptimizeCmd(), newStudyListCmd(), newStudyShowCmd(),
+		newStudyTrialsCmd(), newStudyBestCmd(), newStudyEnqueueCmd(), newStudyDeleteCmd())
+	return cmd
+}
+
+func subcommands(cmd *cobra.Command) string {
+	var names []string
+	for _, c := range cmd.Commands() {
+		if c.IsAvailableCommand() {
+			names = append(names, c.Name())
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
+// exactArgs checks that a command gets its n arguments, described by what
+// ("the study's name").
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, a []string) error {
+		if len(a) != n {
+			return badInput(fmt.Errorf("%s: want %s, got %d argument(s)", cmd.UseLine(), what, len(a)))
+		}
+		return nil
+	}
+}
+
+// isTerminal reports whether a command's input or output is a terminal.
+func isTerminal(v any) bool {
+	f, ok := v.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+const specExample = `  dataset:  {name: mnist, label_noise: 0.2}
+  model:    {hidden: [500, 500]}
+  training: {optimizer: momentum, batch_size: 128, epochs: 30}
+  search:   {trials: 50, seed: 1, sampler: tpe, pruner: median}
+  space:
+    flood_level: {type: float, low: 0, high: 2}
+    lr:          {type: float, low: 0.001, high: 0.3, log: true}`
+
+func newStudyCreateCmd() *cobra.Command {
+	var specPath string
+	var noBaseline bool
+	cmd := &cobra.Command{
+		Use:   "create NAME --spec FILE",
+		Short: "Create a study from a spec file (YAML or JSON)",
+		Long: `create checks the spec, reporting every problem it has at once, and stores
+it as a new study called NAME; it trains nothing (study optimize does).
+
+The spec fixes the dataset, the model and the training options, sets the
+search (trials: the budget, seed, sampler tpe|random|cmaes, pruner
+none|median|successive_halving, objective val_acc|val_loss) and names the
+options to search under space, each a float or int range (low, high, and log
+or step) or a list of categorical choices. For example:
+
+` + specExample + `
+
+Unless --no-baseline is given (or the spec says search.baseline: false), the
+study's first trial is enqueued as plain training (flood level 0), so that
+study show can tell whether flooding helped.`,
+		Example: `  floodtune study create noise20 --spec study.yaml
+  floodtune study create noise20-pg --spec study.json --storage postgres://floodtune@db/floodtune
+  cat study.yaml | floodtune study create noise20 --spec -`,
+		Args: exactArgs(1, "the new study's name"),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			name := a[0]
+			if err := storage.CheckName(name); err != nil {
+				return badInput(err)
+			}
+			if specPath == "" {
+				return badInput(errors.New("--spec FILE is required: the study's spec, in YAML or JSON (floodtune study create --help shows one)"))
+			}
+			data, err := readSpecFile(cmd, specPath)
+			if err != nil {
+				return badInput(err)
+			}
+			spec, err := search.ParseSpec(data)
+			if err != nil {
+				return badInput(fmt.Errorf("%s: %w", specPath, err))
+			}
+			if noBaseline {
+				off := false
+				spec.Search.Baseline = &off
+			}
+			st, err := openStorage(cmd)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			study, err := search.Create(cmd.Context(), st, name, spec)
+			switch {
+			case errors.Is(err, storage.ErrStudyExists):
+				return badInput(fmt.Errorf("a study named %q already exists in %s: choose another name, or delete it first (floodtune study delete)", name, st.URL()))
+			case errors.Is(err, search.ErrBadSpec):
+				return badInput(fmt.Errorf("%s: %w", specPath, err))
+			case err != nil && study != nil:
+				return fmt.Errorf("study %q was created, but %w (delete it with %s, then create it again, perhaps with --no-baseline)",
+					name, err, studyCommand(cmd, "delete", name, "--yes"))
+			case err != nil:
+				return err
+			}
+			searching := "nothing (every trial trains the same configuration)"
+			if names := spaceNames(spec); len(names) > 0 {
+				searching = strings.Join(names, ", ")
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "created study %q: %d trials, sampler %s, searching %s\n", study.Name, study.Budget, samplerName(spec), searching)
+			fmt.Fprintf(out, "run it with: %s\n", studyCommand(cmd, "optimize", study.Name))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&specPath, "spec", "", "the study's spec, a YAML or JSON file (- reads standard input)")
+	cmd.Flags().BoolVar(&noBaseline, "no-baseline", false, "do not enqueue the plain-training (b = 0) trial first")
+	return cmd
+}
+
+// readSpecFile reads a spec file, or standard input for "-", up to the
+// size limit (ParseSpec reports a file over it).
+func readSpecFile(cmd *cobra.Command, path string) ([]byte, error) {
+	var r io.Reader
+	if path == "-" {
+		r = cmd.InOrStdin()
+	} else {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("read the spec: %w", err)
+		}
+		defer f.Close()
+		r = f
+	}
+	data, err := io.ReadAll(io.LimitReader(r, search.MaxSpecBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read the spec %s: %w", path, err)
+	}
+	return data, nil
+}
+
+func newStudyListCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List the studies with their progress and best values",
+		Long: `list shows every study of the storage: its direction, how many trials count
+toward its budget (trials that failed and were retried do not), how many are
+complete and running, and the best value so far.`,
+		Example: `  floodtune study list
+  floodtune study list --storage postgres://floodtune@db/floodtune`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			st, err := openStorage(cmd)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			studies, err := st.Studies(ctx)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if len(studies) == 0 {
+				fmt.Fprintf(out, "no studies in %s; create one with: floodtune study create NAME --spec FILE\n", st.URL())
+				return nil
+			}
+			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tDIRECTION\tTRIALS\tCOMPLETE\tRUNNING\tBEST")
+			for _, s := range studies {
+				counts, counted, err := st.Counts(ctx, s.ID)
+				if err != nil {
+					return err
+				}
+				best := math.NaN()
+				switch t, err := st.Best(ctx, s.ID); {
+				case err == nil:
+					best = t.Value
+				case !errors.Is(err, storage.ErrNotFound):
+					return err
+				}
+				budget := "∞"
+				if s.Budget > 0 {
+					budget = strconv.Itoa(s.Budget)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%d/%s\t%d\t%d\t%s\n", s.Name, s.Direction, counted, budget, counts[storage.Complete], counts[storage.Running], formatValue(best))
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func newStudyShowCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "show NAME",
+		Short: "Show a study's progress, its best trial and the plain-training baseline",
+		Long: `show prints how many trials are in each state against the budget, the best
+trial (its value, flood level, parameters and test accuracy) and the
+plain-training baseline trial (b = 0) beside it, with the difference: did
+flooding help?
+
+The value is the spec's objective on the validation set (val_acc, or
+val_loss); the test accuracy is measured on the held-out test set, which the
+search never looks at.`,
+		Example: `  floodtune study show noise20`,
+		Args:    exactArgs(1, "the study's name"),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			st, err := openStorage(cmd)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			study, err := findStudy(cmd.Context(), st, a[0])
+			if err != nil {
+				return err
+			}
+			return writeSummary(cmd.Context(), cmd.OutOrStdout(), st, study)
+		},
+	}
+}
+
+func newStudyDeleteCmd() *cobra.Command {
+	var yes bool
+	cmd := &cobra.Command{
+		Use:   "delete NAME [--yes]",
+		Short: "Delete a study and all its trials",
+		Long: `delete removes a study and every one of its trials from the storage; it cannot
+be undone. On a terminal it asks first; elsewhere (scripts, CI) it needs --yes.
+
+Workers still optimising the study stop with an error.`,
+		Example: `  floodtune study delete noise20
+  floodtune study delete noise20 --yes --storage postgres://floodtune@db/floodtune`,
+		Args: exactArgs(1, "the study's name"),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			ctx := cmd.Context()
+			st, err := openStorage(cmd)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			study, err := findStudy(ctx, st, a[0])
+			if err != nil {
+				return err
+			}
+			counts, _, err := st.Counts(ctx, study.ID)
+			if err != nil {
+				return err
+			}
+			n := 0
+			for _, c := range counts {
+				n += c
+			}
+			if !yes {
+				in := cmd.InOrStdin()
+				if !isTerminal(in) {
+					return badInput(fmt.Errorf("not deleting study %q without --yes: there is no terminal to ask on", study.Name))
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "delete study %q and its %d trials from %s? This cannot be undone. [y/N] ", study.Name, n, st.URL())
+				answer, _ := bufio.NewReader(in).ReadString('\n')
+				if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
+					fmt.Fprintf(cmd.ErrOrStderr(), "kept study %q\n", study.Name)
+					return nil
+				}
+			}
+			if err := st.DeleteStudy(ctx, study.ID); err != nil {
+				if errors.Is(err, storage.ErrNotFound) {
+					return badInput(fmt.Errorf("no study named %q in %s (deleted meanwhile?)", study.Name, st.URL()))
+				}
+				return fmt.Errorf("delete study %q: %w", study.Name, err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "deleted study %q and its %d trials\n", study.Name, n)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "delete without asking")
+	return cmd
+}
+
+func newStudyEnqueueCmd() *cobra.Command {
+	var params []string
+	cmd := &cobra.Command{
+		Use:   "enqueue NAME --param OPTION=VALUE...",
+		Short: "Queue a trial with chosen values, to run before the sampled ones",
+		Long: `enqueue adds a waiting trial that the next free worker runs before it samples
+new ones: a flood level from the paper, a configuration you trust, a point
+you want the sampler to learn from. Each --param sets one searched option
+(numbers for float and int options, one of the choices for categorical ones),
+and must lie in the study's space; options not given are sampled as usual.
+The trial counts toward the study's budget.`,
+		Example: `  floodtune study enqueue noise20 --param flood_level=0.8
+  floodtune study enqueue noise20 --param flood_level=0.5 --param lr=0.05 --param optimizer=adam`,
+		Args: exactArgs(1, "the study's name"),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			ctx := cmd.Context()
+			if len(params) == 0 {
+				return badInput(errors.New("give at least one --param OPTION=VALUE, e.g. --param flood_level=0.5"))
+			}
+			st, err := openStorage(cmd)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			study, err := findStudy(ctx, st, a[0])
+			if err != nil {
+				return err
+			}
+			spec, err := studySpec(study)
+			if err != nil {
+				return err
+			}
+			values, err := parseParams(spec, study.Name, params)
+			if err != nil {
+				return badInput(err)
+			}
+			t, err := search.Enqueue(ctx, st, study, spec, values, nil)
+			if errors.Is(err, storage.ErrBudgetExhausted) {
+				return fmt.Errorf("enqueue a trial in study %q: %w; raise the budget by creating a new study", study.Name, err)
+			} else if err != nil {
+				return fmt.Errorf("enqueue a trial in study %q: %w", study.Name, err)
+			}
+			rest := ""
+			if len(values) < len(spec.Space) {
+				rest = "; the other searched options will be sampled"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "enqueued trial %d of study %q with %s%s\n", t.Number, study.Name, formatParams(values, " "), rest)
+			return nil
+		},
+	}
+	cmd.Flags().StringArrayVar(&params, "param", nil, "OPTION=VALUE: a searched option's value (repeat for several)")
+	return cmd
+}
+
+// parseParams parses --param OPTION=VALUE flags against the study's space:
+// numbers for float and int options, a choice for categorical ones.
+func parseParams(spec *search.Spec, study string, flags []string) (map[string]any, error) {
+	values := map[string]any{}
+	for _, f := range flags {
+		name, raw, ok := strings.Cut(f, "=")
+		name, raw = strings.TrimSpace(name), strings.TrimSpace(raw)
+		if !ok || name == "" {
+			return nil, fmt.Errorf("--param %q: want OPTION=VALUE, e.g. flood_level=0.5", f)
+		}
+		if _, dup := values[name]; dup {
+			return nil, fmt.Errorf("--param %s is given twice", name)
+		}
+		p, ok := spec.Space[name]
+		if !ok {
+			searched := "none"
+			if names := spaceNames(spec); len(names) > 0 {
+				searched = strings.Join(names, ", ")
+			}
+			return nil, fmt.Errorf("--param %s: %s is not searched in study %q (searched: %s)", name, name, study, searched)
+		}
+		v, err := paramValue(p, raw)
+		if err != nil {
+			return nil, fmt.Errorf("--param %s: %w", name, err)
+		}
+		values[name] = v
+	}
+	return values, nil
+}
+
+// paramValue parses one value of a searched option and checks that it lies
+// in the option's space.
+func paramValue(p search.Param, raw string) (any, error) {
+	if p.Type == search.Categorical {
+		for _, c := range p.Choices {
+			if c == raw {
+				return c, nil
+			}
+		}
+		return nil, fmt.Errorf("%q is not one of the choices %s", raw, strings.Join(p.Choices, ", "))
+	}
+	f, err := strconv.ParseFloat(raw, 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return nil, fmt.Errorf("%q is not a number", raw)
+	}
+	if p.Low == nil || p.High == nil || f < *p.Low || f > *p.High {
+		return nil, fmt.Errorf("%v is outside the space [%v, %v]", f, deref(p.Low), deref(p.High))
+	}
+	if p.Step != nil && *p.Step > 0 {
+		k := (f - *p.Low) / *p.Step
+		if math.Abs(k-math.Round(k)) > 1e-9 {
+			return nil, fmt.Errorf("%v is not on the space's grid %v, %v, ... (step %v)", f, *p.Low, *p.Low+*p.Step, *p.Step)
+		}
+	}
+	if p.Type == search.Int {
+		if f != math.Trunc(f) {
+			return nil, fmt.Errorf("%v is not a whole number", f)
+		}
+		return int(f), nil
+	}
+	return f, nil
+}
+
+func deref(f *float64) any {
+	if f == nil {
+		return "?"
+	}
+	return *f
+}

@@ -1,0 +1,254 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"sync"
+	"syscall"
+
+	"github.com/floodtune/floodtune/search"
+	"github.com/floodtune/floodtune/storage"
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+)
+
+func newStudyOptimizeCmd() *cobra.Command {
+	var workers int
+	cmd := &cobra.Command{
+		Use:   "optimize NAME [--workers N]",
+		Short: "Run a study's trials until its budget is spent",
+		Long: `optimize runs the study's trials, --workers at a time (one per core by
+default, each on one BLAS thread), until the budget is spent: it runs the
+enqueued trials first (the plain-training baseline, study enqueue's), then
+asks the sampler for new parameters. Start it on as many machines as you
+like against one PostgreSQL storage: they share the budget, and a trial whose
+worker dies is retried by the others.
+
+On a terminal a progress bar shows the trials done and the best value so
+far; elsewhere each finished trial is logged on one line. At the end it
+prints the study's summary, as study show does.
+
+Ctrl-C (or SIGTERM) stops cleanly: the running trials are given back to the
+study, to be run again, and the command exits with status 0; run the same
+command to resume. A second Ctrl-C stops at once, leaving the running trials
+to be retried once their lease expires.`,
+		Example: `  floodtune study optimize noise20
+  floodtune study optimize noise20 --workers 4 --storage postgres://floodtune@db/floodtune`,
+		Args: exactArgs(1, "the study's name"),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if workers < 1 {
+				return badInput(fmt.Errorf("--workers must be at least 1, got %d", workers))
+			}
+			return runOptimize(cmd, a[0], workers)
+		},
+	}
+	cmd.Flags().IntVar(&workers, "workers", runtime.NumCPU(), "trials run at once in this process")
+	return cmd
+}
+
+func runOptimize(cmd *cobra.Command, name string, workers int) error {
+	stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
+	st, err := openStorage(cmd)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	study, err := findStudy(cmd.Context(), st, name)
+	if err != nil {
+		return err
+	}
+	spec, err := studySpec(study)
+	if err != nil {
+		return err
+	}
+
+	// main's signal.NotifyContext cancels cmd.Context() on the first
+	// signal; this handler also stops at once on the second.
+	ctx, cancel := context.WithCancel(cmd.Context())
+	defer cancel()
+	prog := newOptimizeProgress(ctx, st, study, spec, stderr)
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	stopWatching := make(chan struct{})
+	var watching sync.WaitGroup
+	watching.Add(1)
+	go func() {
+		defer watching.Done()
+		watchSignals(sigs, stopWatching,
+			func(s os.Signal) {
+				prog.line(fmt.Sprintf("floodtune: %s: giving the running trials back to study %q; press Ctrl-C again to stop at once", s, study.Name))
+				cancel()
+			},
+			func(s os.Signal) {
+				prog.line(fmt.Sprintf("floodtune: %s again: stopped at once; the running trials of study %q will be retried when their lease expires", s, study.Name))
+				os.Exit(130)
+			})
+	}()
+	defer func() {
+		signal.Stop(sigs)
+		close(stopWatching)
+		watching.Wait()
+	}()
+
+	logger := slog.New(slog.NewTextHandler(prog, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	err = search.Optimize(ctx, st, study.Name, search.Options{Workers: workers, Logger: logger, OnTrial: prog.trial})
+	prog.finish()
+	if errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("optimize study %q: it was deleted meanwhile: %w", study.Name, err)
+	} else if err != nil {
+		return fmt.Errorf("optimize study %q: %w", study.Name, err)
+	}
+	// The summary is read whatever the state of ctx.
+	if err := writeSummary(context.WithoutCancel(ctx), stdout, st, study); err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		extra := []string{}
+		if f := cmd.Flags().Lookup("workers"); f != nil && f.Changed {
+			extra = append(extra, "--workers", strconv.Itoa(workers))
+		}
+		fmt.Fprintf(stderr, "study %q was interrupted; resume it with: %s\n", study.Name, studyCommand(cmd, "optimize", study.Name, extra...))
+	}
+	return nil
+}
+
+// watchSignals calls first on the first signal and second on the next,
+// until stop is closed.
+func watchSignals(sigs <-chan os.Signal, stop <-chan struct{}, first, second func(os.Signal)) {
+	n := 0
+	for {
+		select {
+		case <-stop:
+			return
+		case s := <-sigs:
+			n++
+			if n == 1 {
+				first(s)
+			} else {
+				second(s)
+			}
+		}
+	}
+}
+
+// optimizeProgress shows the trials as they finish: a bar on a terminal,
+// one line per trial elsewhere. It is also the io.Writer of the search's
+// warnings, which it prints above the bar.
+type optimizeProgress struct {
+	ctx   context.Context
+	st    *storage.Store
+	study *storage.Study
+	spec  *search.Spec
+	w     io.Writer
+
+	mu  sync.Mutex
+	bar *progressbar.ProgressBar
+}
+
+func newOptimizeProgress(ctx context.Context, st *storage.Store, study *storage.Study, spec *search.Spec, w io.Writer) *optimizeProgress {
+	p := &optimizeProgress{ctx: context.WithoutCancel(ctx), st: st, study: study, spec: spec, w: w}
+	if isTerminal(w) {
+		total := study.Budget
+		if total <= 0 {
+			total = -1 // no limit: a spinner
+		}
+		p.bar = progressbar.NewOptions(total,
+			progressbar.OptionSetWriter(w),
+			progressbar.OptionSetDescription("best -"),
+			progressbar.OptionShowCount(),
+			progressbar.OptionSetElapsedTime(true),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionClearOnFinish(),
+		)
+		p.refresh()
+	}
+	return p
+}
+
+// refresh sets the bar to the study's finished trials and best value (the
+// work of every process on the study, not only this one's).
+func (p *optimizeProgress) refresh() {
+	counts, counted, err := p.st.Counts(p.ctx, p.study.ID)
+	if err == nil {
+		_ = p.bar.Set(max(counted-counts[storage.Running]-counts[storage.Waiting], 0))
+	}
+	if best, err := p.st.Best(p.ctx, p.study.ID); err == nil {
+		desc := "best " + formatValue(best.Value)
+		if params, err := trialParams(p.spec, best); err == nil {
+			if b, ok := floodLevel(p.spec, params); ok {
+				desc += " (b=" + formatParam(b) + ")"
+			}
+		}
+		p.bar.Describe(desc)
+	}
+}
+
+// trial is search.Options.OnTrial.
+func (p *optimizeProgress) trial(r search.Result) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.bar != nil {
+		if r.State == storage.Fail && r.Err != nil {
+			_ = p.bar.Clear()
+			fmt.Fprintf(p.w, "trial %d failed: %s\n", r.Number, oneLine(r.Err.Error()))
+		}
+		p.refresh()
+		return
+	}
+	line := fmt.Sprintf("trial %d %s", r.Number, r.State)
+	switch {
+	case r.State == storage.Fail && r.Err != nil:
+		line += ": " + oneLine(r.Err.Error())
+	default:
+		line += " value " + formatValue(r.Value)
+	}
+	if len(r.Params) > 0 {
+		line += " " + formatParams(r.Params, " ")
+	}
+	if t, err := p.st.TrialByNumber(p.ctx, p.study.ID, r.Number); err == nil && !t.StartedAt.IsZero() && !t.CompletedAt.IsZero() {
+		line += " (" + formatSeconds(t.CompletedAt.Sub(t.StartedAt)) + ")"
+	}
+	fmt.Fprintln(p.w, line)
+}
+
+// line prints a line above the bar.
+func (p *optimizeProgress) line(s string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.bar != nil {
+		_ = p.bar.Clear()
+	}
+	fmt.Fprintln(p.w, s)
+	if p.bar != nil {
+		_ = p.bar.RenderBlank()
+	}
+}
+
+// Write prints the search's log lines above the bar.
+func (p *optimizeProgress) Write(b []byte) (int, error) {
+	p.line(string(trimNewline(b)))
+	return len(b), nil
+}
+
+func trimNewline(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+func (p *optimizeProgress) finish() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.bar != nil {
+		_ = p.bar.Finish()
+		p.bar = nil
+	}
+}
