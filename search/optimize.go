@@ -155,6 +155,10 @@ type runner struct {
 	dataErr  error
 }
 
+// samplerSeed is the seed of worker slot's sampler: each worker's sampler
+// draws its own sequence.
+func (r *runner) samplerSeed(slot int) int64 { return r.spec.Search.Seed + int64(slot) }
+
 // reap fails and retries the trials of dead workers, in any study.
 func (r *runner) reap(ctx context.Context) {
 	tick := time.NewTicker(max(r.opts.Grace/3, 100*time.Millisecond))
@@ -220,7 +224,7 @@ func (r *runner) work(ctx context.Context, worker string, slot int) error {
 			}
 			return err
 		}
-		res := r.runTrial(ctx, gs, gp, worker, t)
+		res := r.runTrial(ctx, gs, gp, worker, slot, t)
 		if r.opts.OnTrial != nil && ctx.Err() == nil {
 			r.opts.OnTrial(res)
 		}
@@ -231,7 +235,7 @@ func (r *runner) work(ctx context.Context, worker string, slot int) error {
 // goptunaStudy returns a Goptuna study on adapter with the spec's sampler,
 // or, with pruning set, its pruner.
 func (r *runner) goptunaStudy(adapter goptuna.Storage, slot int, pruning bool) (*goptuna.Study, error) {
-	seed := r.spec.Search.Seed + int64(slot)
+	seed := r.samplerSeed(slot)
 	opts := []goptuna.StudyOption{goptuna.StudyOptionStorage(adapter), goptuna.StudyOptionLogger(nil)}
 	switch r.spec.Search.Sampler {
 	case "random":
@@ -258,7 +262,7 @@ func (r *runner) goptunaStudy(adapter goptuna.Storage, slot int, pruning bool) (
 
 // runTrial samples the trial's parameters, runs the objective under a
 // lease, and records the outcome.
-func (r *runner) runTrial(ctx context.Context, gs, gp *goptuna.Study, worker string, t *storage.Trial) (res Result) {
+func (r *runner) runTrial(ctx context.Context, gs, gp *goptuna.Study, worker string, slot int, t *storage.Trial) (res Result) {
 	res = Result{Number: t.Number, Value: math.NaN()}
 	tctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -271,7 +275,7 @@ func (r *runner) runTrial(ctx context.Context, gs, gp *goptuna.Study, worker str
 	defer wg.Wait()
 	defer cancel(nil)
 
-	trial, err := r.prepare(tctx, gs, gp, worker, t)
+	trial, err := r.prepare(tctx, gs, gp, worker, r.samplerSeed(slot), t)
 	if err == nil {
 		res.Params = trial.Params
 		res.Value, err = r.call(tctx, trial)
@@ -331,7 +335,7 @@ func (r *runner) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, 
 }
 
 // prepare samples the searched options and builds the trial.
-func (r *runner) prepare(ctx context.Context, gs, gp *goptuna.Study, worker string, t *storage.Trial) (*Trial, error) {
+func (r *runner) prepare(ctx context.Context, gs, gp *goptuna.Study, worker string, samplerSeed int64, t *storage.Trial) (*Trial, error) {
 	gt := goptuna.Trial{Study: gs, ID: int(t.ID)}
 	if gs.RelativeSampler != nil {
 		if err := gt.CallRelativeSampler(); err != nil {
@@ -357,8 +361,10 @@ func (r *runner) prepare(ctx context.Context, gs, gp *goptuna.Study, worker stri
 	}
 	seed := TrialSeed(r.spec.Search.Seed, t.Number)
 	cfg.Seed = seed
-	if err := r.st.SetTrialAttr(ctx, t.ID, worker, storage.SystemAttr, SeedAttr, strconv.FormatInt(seed, 10)); err != nil {
-		return nil, err
+	for k, v := range map[string]int64{SeedAttr: seed, SamplerSeedAttr: samplerSeed} {
+		if err := r.st.SetTrialAttr(ctx, t.ID, worker, storage.SystemAttr, k, strconv.FormatInt(v, 10)); err != nil {
+			return nil, err
+		}
 	}
 	trial := &Trial{Number: t.Number, Seed: seed, Spec: r.spec, Params: params, Config: cfg, Attrs: map[string]string{}}
 	pt := goptuna.Trial{Study: gp, ID: int(t.ID)}

@@ -75,6 +75,9 @@ func TestOptimizeSpendsTheBudgetExactly(t *testing.T) {
 		if want := strconv.FormatInt(search.TrialSeed(3, i), 10); tr.SystemAttrs[search.SeedAttr] != want {
 			t.Errorf("trial %d: seed %q, want %s", i, tr.SystemAttrs[search.SeedAttr], want)
 		}
+		if s := tr.SystemAttrs[search.SamplerSeedAttr]; s != "3" && s != "4" {
+			t.Errorf("trial %d: sampler seed %q, want the study's seed plus the worker slot (3 or 4)", i, s)
+		}
 		if len(tr.Intermediate) != 4 {
 			t.Errorf("trial %d: %d intermediate values, want one per epoch", i, len(tr.Intermediate))
 		}

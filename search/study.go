@@ -15,10 +15,10 @@ import (
 
 // System attributes that the search records on trials.
 const (
-	SeedAttr     = "seed"     // the trial's seed (model initialisation, batch order)
-	WorkerAttr   = "worker"   // who ran it
-	BaselineAttr = "baseline" // "true" on the plain-training trial enqueued first
-	ReasonAttr   = storage.FailReasonAttr
+	SeedAttr        = "seed"         // the trial's seed (model initialisation, batch order)
+	SamplerSeedAttr = "sampler_seed" // the seed of the sampler that chose its parameters
+	BaselineAttr    = "baseline"     // "true" on the plain-training trial enqueued first
+	ReasonAttr      = storage.FailReasonAttr
 )
 
 // ErrBadSpec wraps a spec's problems when a study is created.
