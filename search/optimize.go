@@ -197,10 +197,14 @@ func (r *runner) work(ctx context.Context, worker string, slot int) error {
 	if err != nil {
 		return err
 	}
+	// Claiming and creating are not cancelled half-way: a trial that the
+	// database gave this worker is always run or given back, never left
+	// running with no one to renew its lease.
+	claimCtx := context.WithoutCancel(ctx)
 	for ctx.Err() == nil {
-		t, err := r.st.ClaimWaiting(ctx, r.study.ID, worker)
+		t, err := r.st.ClaimWaiting(claimCtx, r.study.ID, worker)
 		if errors.Is(err, storage.ErrNotFound) {
-			t, err = r.st.CreateTrial(ctx, r.study.ID, storage.NewTrial{State: storage.Running, Worker: worker, Value: math.NaN()})
+			t, err = r.st.CreateTrial(claimCtx, r.study.ID, storage.NewTrial{State: storage.Running, Worker: worker, Value: math.NaN()})
 		}
 		if errors.Is(err, storage.ErrBudgetExhausted) {
 			// Trials still running elsewhere may fail and be retried:
@@ -281,10 +285,13 @@ func (r *runner) runTrial(ctx context.Context, gs, gp *goptuna.Study, worker str
 		res.Value, err = r.call(tctx, trial)
 	}
 	state, value := storage.Complete, res.Value
+	// A trial's outcome is recorded even when the worker is stopping: the
+	// writes below do not take the stop.
+	wctx := context.WithoutCancel(ctx)
 	switch {
-	case ctx.Err() != nil:
-		// Stopping: hand the trial back for another worker.
-		if _, gerr := r.st.GiveBack(context.WithoutCancel(ctx), t.ID, worker, "its worker stopped"); gerr != nil {
+	case ctx.Err() != nil && err != nil:
+		// Stopped in the middle: hand the trial back for another worker.
+		if _, gerr := r.st.GiveBack(wctx, t.ID, worker, "its worker stopped"); gerr != nil {
 			r.opts.Logger.Warn("give back a trial", "trial", t.Number, "err", gerr)
 		}
 		res.State, res.Err = storage.Waiting, ctx.Err()
@@ -300,15 +307,15 @@ func (r *runner) runTrial(ctx context.Context, gs, gp *goptuna.Study, worker str
 		fallthrough
 	case err != nil:
 		state, value = storage.Fail, math.NaN()
-		_ = r.st.SetTrialAttr(ctx, t.ID, worker, storage.SystemAttr, ReasonAttr, err.Error())
+		_ = r.st.SetTrialAttr(wctx, t.ID, worker, storage.SystemAttr, ReasonAttr, err.Error())
 		res.Err = err
 	}
 	if trial != nil {
 		for k, v := range trial.Attrs {
-			_ = r.st.SetTrialAttr(ctx, t.ID, worker, storage.UserAttr, k, v)
+			_ = r.st.SetTrialAttr(wctx, t.ID, worker, storage.UserAttr, k, v)
 		}
 	}
-	if ferr := r.st.Finish(ctx, t.ID, worker, state, value); ferr != nil {
+	if ferr := r.st.Finish(wctx, t.ID, worker, state, value); ferr != nil {
 		res.Err = errors.Join(res.Err, ferr)
 		r.opts.Logger.Warn("finish a trial", "trial", t.Number, "err", ferr)
 	}

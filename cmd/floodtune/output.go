@@ -430,3 +430,21 @@ func studyCommand(cmd *cobra.Command, sub, name string, extra ...string) string 
 	}
 	return strings.Join(parts, " ")
 }
+
+// openStudy opens the command line's storage and finds the study name and
+// its spec; the caller closes the store.
+func openStudy(cmd *cobra.Command, name string) (*storage.Store, *storage.Study, *search.Spec, error) {
+	st, err := openStorage(cmd)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	study, err := findStudy(cmd.Context(), st, name)
+	if err == nil {
+		var spec *search.Spec
+		if spec, err = studySpec(study); err == nil {
+			return st, study, spec, nil
+		}
+	}
+	st.Close()
+	return nil, nil, nil, err
+}

@@ -333,19 +333,11 @@ The trial counts toward the study's budget.`,
 			if len(params) == 0 {
 				return badInput(errors.New("give at least one --param OPTION=VALUE, e.g. --param flood_level=0.5"))
 			}
-			st, err := openStorage(cmd)
+			st, study, spec, err := openStudy(cmd, a[0])
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			study, err := findStudy(ctx, st, a[0])
-			if err != nil {
-				return err
-			}
-			spec, err := studySpec(study)
-			if err != nil {
-				return err
-			}
 			values, err := parseParams(spec, study.Name, params)
 			if err != nil {
 				return badInput(err)

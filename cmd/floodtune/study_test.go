@@ -454,6 +454,6 @@ func TestSIGINTGivesTheTrialsBack(t *testing.T) {
 		t.Fatalf("stderr:\n%s", all)
 	}
 	if !strings.Contains(stdout.String(), " 0 running") {
-		t.Fatalf("trials still running after the interruption:\n%s", stdout.String())
+		t.Fatalf("trials still running after the interruption:\n%s\nstderr:\n%s", stdout.String(), all)
 	}
 }

@@ -55,19 +55,11 @@ unset), for jq and scripts.`,
 				return err
 			}
 			ctx := cmd.Context()
-			st, err := openStorage(cmd)
+			st, study, spec, err := openStudy(cmd, a[0])
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			study, err := findStudy(ctx, st, a[0])
-			if err != nil {
-				return err
-			}
-			spec, err := studySpec(study)
-			if err != nil {
-				return err
-			}
 			trials, err := st.Trials(ctx, study.ID)
 			if err != nil {
 				return err
@@ -238,19 +230,11 @@ It fails (status 1) while no trial is complete.`,
 				return err
 			}
 			ctx := cmd.Context()
-			st, err := openStorage(cmd)
+			st, study, spec, err := openStudy(cmd, a[0])
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			study, err := findStudy(ctx, st, a[0])
-			if err != nil {
-				return err
-			}
-			spec, err := studySpec(study)
-			if err != nil {
-				return err
-			}
 			best, err := st.Best(ctx, study.ID)
 			if errors.Is(err, storage.ErrNotFound) {
 				return fmt.Errorf("study %q has no complete trial yet (run it with: %s)", study.Name, studyCommand(cmd, "optimize", study.Name))

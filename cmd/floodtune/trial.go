@@ -68,19 +68,11 @@ early, so its rerun, which trains every epoch, differs.`,
 			if err != nil || number < 0 {
 				return badInput(fmt.Errorf("trial number: want a whole number ≥ 0, got %q", a[1]))
 			}
-			st, err := openStorage(cmd)
+			st, study, spec, err := openStudy(cmd, a[0])
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			study, err := findStudy(ctx, st, a[0])
-			if err != nil {
-				return err
-			}
-			spec, err := studySpec(study)
-			if err != nil {
-				return err
-			}
 			t, err := st.TrialByNumber(ctx, study.ID, number)
 			if errors.Is(err, storage.ErrNotFound) {
 				return badInput(fmt.Errorf("study %q has no trial %d", study.Name, number))
