@@ -19,6 +19,7 @@ import (
 	"github.com/c-bata/goptuna/medianstopping"
 	"github.com/c-bata/goptuna/successivehalving"
 	"github.com/c-bata/goptuna/tpe"
+	"github.com/floodtune/floodtune/metrics"
 	"github.com/floodtune/floodtune/objective"
 	"github.com/floodtune/floodtune/storage"
 	"golang.org/x/sync/errgroup"
@@ -43,6 +44,8 @@ type Options struct {
 	OnTrial func(Result)
 	// Objective runs a trial; nil trains the spec's MLP (see Train).
 	Objective Objective
+	// Metrics records the workers' figures; nil records nothing.
+	Metrics *metrics.Metrics
 	// NoConstantLiar lets TPE ignore running trials, as Goptuna does;
 	// by default the sampler sees each running trial as finished with the
 	// worst value so far, so that parallel workers do not propose the same
@@ -70,6 +73,7 @@ type Trial struct {
 	Attrs  map[string]string
 	report func(step int, value float64) error
 	last   float64
+	slot   int
 }
 
 // Report records the value after step (an epoch) and asks the pruner; it
@@ -155,6 +159,14 @@ type runner struct {
 	dataErr  error
 }
 
+// samplerName is the sampler's name, for metrics.
+func (r *runner) samplerName() string {
+	if r.spec.Search.Sampler == "" {
+		return "tpe"
+	}
+	return r.spec.Search.Sampler
+}
+
 // samplerSeed is the seed of worker slot's sampler: each worker's sampler
 // draws its own sequence.
 func (r *runner) samplerSeed(slot int) int64 { return r.spec.Search.Seed + int64(slot) }
@@ -201,10 +213,15 @@ func (r *runner) work(ctx context.Context, worker string, slot int) error {
 	// database gave this worker is always run or given back, never left
 	// running with no one to renew its lease.
 	claimCtx := context.WithoutCancel(ctx)
+	m := r.opts.Metrics
 	for ctx.Err() == nil {
+		t0 := time.Now()
 		t, err := r.st.ClaimWaiting(claimCtx, r.study.ID, worker)
+		m.StorageOp("claim", time.Since(t0))
 		if errors.Is(err, storage.ErrNotFound) {
+			t0 = time.Now()
 			t, err = r.st.CreateTrial(claimCtx, r.study.ID, storage.NewTrial{State: storage.Running, Worker: worker, Value: math.NaN()})
+			m.StorageOp("create", time.Since(t0))
 		}
 		if errors.Is(err, storage.ErrBudgetExhausted) {
 			// Trials still running elsewhere may fail and be retried:
@@ -268,6 +285,7 @@ func (r *runner) goptunaStudy(adapter goptuna.Storage, slot int, pruning bool) (
 // lease, and records the outcome.
 func (r *runner) runTrial(ctx context.Context, gs, gp *goptuna.Study, worker string, slot int, t *storage.Trial) (res Result) {
 	res = Result{Number: t.Number, Value: math.NaN()}
+	m, start := r.opts.Metrics, time.Now()
 	tctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
@@ -279,7 +297,15 @@ func (r *runner) runTrial(ctx context.Context, gs, gp *goptuna.Study, worker str
 	defer wg.Wait()
 	defer cancel(nil)
 
+	t0 := time.Now()
 	trial, err := r.prepare(tctx, gs, gp, worker, r.samplerSeed(slot), t)
+	m.Sampled(r.samplerName(), time.Since(t0))
+	level := math.NaN()
+	if err == nil {
+		trial.slot, level = slot, trial.Config.FloodLevel
+	}
+	m.TrialStarted(r.study.Name, slot, level)
+	defer func() { m.TrialFinished(r.study.Name, slot, string(res.State), time.Since(start)) }()
 	if err == nil {
 		res.Params = trial.Params
 		res.Value, err = r.call(tctx, trial)
@@ -315,7 +341,10 @@ func (r *runner) runTrial(ctx context.Context, gs, gp *goptuna.Study, worker str
 			_ = r.st.SetTrialAttr(wctx, t.ID, worker, storage.UserAttr, k, v)
 		}
 	}
-	if ferr := r.st.Finish(wctx, t.ID, worker, state, value); ferr != nil {
+	t0 = time.Now()
+	ferr := r.st.Finish(wctx, t.ID, worker, state, value)
+	m.StorageOp("finish", time.Since(t0))
+	if ferr != nil {
 		res.Err = errors.Join(res.Err, ferr)
 		r.opts.Logger.Warn("finish a trial", "trial", t.Number, "err", ferr)
 	}
@@ -410,6 +439,7 @@ func (r *runner) train(ctx context.Context, t *Trial) (float64, error) {
 	}
 	minimize := r.spec.Direction() == "minimize"
 	res, err := objective.Train(ctx, r.data, t.Config, func(e objective.EpochReport) error {
+		r.opts.Metrics.Epoch(r.study.Name, t.slot, e.Epoch, e.TrainLoss, e.ValAcc, e.AscentFraction, time.Duration(e.Seconds*float64(time.Second)))
 		v := e.ValAcc
 		if minimize {
 			v = e.ValLoss

@@ -11,8 +11,11 @@ import (
 	"testing"
 
 	"github.com/floodtune/floodtune/internal/pgtest"
+	"github.com/floodtune/floodtune/metrics"
 	"github.com/floodtune/floodtune/search"
 	"github.com/floodtune/floodtune/storage"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
@@ -130,4 +133,46 @@ func TestAFailingObjectiveFailsItsTrialAndTheWorkerGoesOn(t *testing.T) {
 			t.Errorf("trial %d: %s, reason %q; want fail, %q", tr.Number, tr.State, tr.SystemAttrs[search.ReasonAttr], want)
 		}
 	}
+}
+
+func TestOptimizeRecordsMetricsAndTheStorageReportsTheStudy(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for name, st := range map[string]*storage.Store{"sqlite": openSQLite(t), "postgres": openPG(t)} {
+		t.Run(name, func(t *testing.T) {
+			spec, err := search.ParseSpec([]byte(gaussSpec))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := search.Create(ctx, st, "watched", spec); err != nil {
+				t.Fatal(err)
+			}
+			reg := prometheus.NewPedanticRegistry()
+			m := metrics.New(reg)
+			if err := search.Optimize(ctx, st, "watched", search.Options{Workers: 2, Metrics: m}); err != nil {
+				t.Fatal(err)
+			}
+			if n := testutil.ToFloat64(m.TrialsFinished().WithLabelValues("watched", "complete")); n != 8 {
+				t.Fatalf("floodtune_trials_finished_total{state=complete} = %v, want 8", n)
+			}
+			stats, err := search.Stats{Store: st}.StudyStats(ctx)
+			if err != nil || len(stats) != 1 {
+				t.Fatalf("%v, %v", stats, err)
+			}
+			s := stats[0]
+			if s.Name != "watched" || s.Trials["complete"] != 8 || s.Budget != 8 || math.IsNaN(s.Best) || math.IsNaN(s.BestFloodLevel) {
+				t.Fatalf("stats %+v", s)
+			}
+		})
+	}
+}
+
+func openPG(t *testing.T) *storage.Store {
+	t.Helper()
+	st, err := storage.Open(context.Background(), pgtest.Schema(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }
