@@ -21,6 +21,7 @@ import (
 
 func newStudyOptimizeCmd() *cobra.Command {
 	var workers int
+	var metricsAddr string
 	cmd := &cobra.Command{
 		Use:   "optimize NAME [--workers N]",
 		Short: "Run a study's trials until its budget is spent",
@@ -30,6 +31,9 @@ enqueued trials first (the plain-training baseline, study enqueue's), then
 asks the sampler for new parameters. Start it on as many machines as you
 like against one PostgreSQL storage: they share the budget, and a trial whose
 worker dies is retried by the others.
+
+Prometheus metrics of the study and of this process's workers are served on
+--metrics-addr (127.0.0.1:9464 unless told otherwise; '' turns them off).
 
 On a terminal a progress bar shows the trials done and the best value so
 far; elsewhere each finished trial is logged on one line. At the end it
@@ -46,14 +50,18 @@ to be retried once their lease expires.`,
 			if workers < 1 {
 				return badInput(fmt.Errorf("--workers must be at least 1, got %d", workers))
 			}
-			return runOptimize(cmd, a[0], workers)
+			if err := checkAddr(metricsAddr); err != nil {
+				return err
+			}
+			return runOptimize(cmd, a[0], workers, metricsAddr)
 		},
 	}
 	cmd.Flags().IntVar(&workers, "workers", runtime.NumCPU(), "trials run at once in this process")
+	metricsFlag(cmd, &metricsAddr)
 	return cmd
 }
 
-func runOptimize(cmd *cobra.Command, name string, workers int) error {
+func runOptimize(cmd *cobra.Command, name string, workers int, metricsAddr string) error {
 	stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
 	st, err := openStorage(cmd)
 	if err != nil {
@@ -98,7 +106,11 @@ func runOptimize(cmd *cobra.Command, name string, workers int) error {
 	}()
 
 	logger := slog.New(slog.NewTextHandler(prog, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	err = search.Optimize(ctx, st, study.Name, search.Options{Workers: workers, Logger: logger, OnTrial: prog.trial})
+	metricsCtx, stopMetrics := context.WithCancel(ctx)
+	m, metricsDone := serveMetrics(metricsCtx, metricsAddr, st, true, prog)
+	err = search.Optimize(ctx, st, study.Name, search.Options{Workers: workers, Logger: logger, OnTrial: prog.trial, Metrics: m})
+	stopMetrics()
+	<-metricsDone
 	prog.finish()
 	if errors.Is(err, storage.ErrNotFound) {
 		return fmt.Errorf("optimize study %q: it was deleted meanwhile: %w", study.Name, err)

@@ -78,7 +78,10 @@ func TestStudyCreateOptimizeAndInspect(t *testing.T) {
 		t.Fatalf("create printed %q", out)
 	}
 
-	out, errOut := mustRun(t, "study", "optimize", "gauss", "--workers", "2", s)
+	out, errOut := mustRun(t, "study", "optimize", "gauss", "--workers", "2", "--metrics-addr", "127.0.0.1:0", s)
+	if !strings.Contains(errOut, "metrics on http://127.0.0.1:") {
+		t.Errorf("optimize did not say where its metrics are:\n%s", errOut)
+	}
 	for _, want := range []string{`study "gauss": maximize val_acc`, "trials: 4 of budget 4 counted; 4 complete", "best: trial ", "baseline: trial 0 (plain training, b = 0)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("optimize's summary lacks %q:\n%s", want, out)
@@ -234,7 +237,7 @@ func TestStudyEnqueueAddsAWaitingTrial(t *testing.T) {
 	}
 
 	// The waiting trial runs first, with its values.
-	mustRun(t, "study", "optimize", "queued", "--workers", "1", s)
+	mustRun(t, "study", "optimize", "queued", "--workers", "1", "--metrics-addr", "", s)
 	out, _ = mustRun(t, "study", "trials", "queued", "--format", "csv", s)
 	rows, err := csv.NewReader(strings.NewReader(out)).ReadAll()
 	if err != nil || len(rows) != 5 {
@@ -353,7 +356,7 @@ func TestAnInterruptedStudyResumes(t *testing.T) {
 	defer cancel()
 	var out bytes.Buffer
 	errOut := &cancelOnWrite{trigger: " complete value ", cancel: cancel}
-	code := run(ctx, []string{"study", "optimize", "resumable", "--workers", "1", "--storage", url}, &out, errOut)
+	code := run(ctx, []string{"study", "optimize", "resumable", "--workers", "1", "--metrics-addr", "", "--storage", url}, &out, errOut)
 	if code != 0 {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
 	}
@@ -366,7 +369,7 @@ func TestAnInterruptedStudyResumes(t *testing.T) {
 
 	// The same command finishes the budget; a trial given back does not
 	// count toward it.
-	stdout, _ := mustRun(t, "study", "optimize", "resumable", "--workers", "1", "--storage", url)
+	stdout, _ := mustRun(t, "study", "optimize", "resumable", "--workers", "1", "--metrics-addr", "", "--storage", url)
 	if !strings.Contains(stdout, "trials: 6 of budget 6 counted; 6 complete") {
 		t.Fatalf("after resuming:\n%s", stdout)
 	}
@@ -418,7 +421,7 @@ func TestSIGINTGivesTheTrialsBack(t *testing.T) {
 	url, spec := newStudyEnv(t, strings.Replace(smallSpec, "trials: 4", "trials: 5000", 1))
 	mustRun(t, "study", "create", "long", "--spec", spec, "--storage", url)
 
-	args, _ := json.Marshal([]string{"study", "optimize", "long", "--workers", "2", "--storage", url})
+	args, _ := json.Marshal([]string{"study", "optimize", "long", "--workers", "2", "--metrics-addr", "", "--storage", url})
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCLIProcess$")
 	cmd.Env = append(os.Environ(), "FLOODTUNE_TEST_ARGS="+string(args))
 	var stdout bytes.Buffer

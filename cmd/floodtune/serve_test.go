@@ -1,0 +1,58 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestServeExportsTheStudiesOfTheStorage(t *testing.T) {
+	t.Parallel()
+	url, spec := newStudyEnv(t, smallSpec)
+	mustRun(t, "study", "create", "served", "--spec", spec, "--storage", url)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut bytes.Buffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"serve", "--metrics-addr", addr, "--storage", url}, &out, &errOut) }()
+	var body string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			continue
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		body = string(b)
+		break
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("serve exited %d: %s", code, errOut.String())
+	}
+	for _, want := range []string{`floodtune_study_trials{state="waiting",study="served"} 1`, `floodtune_study_budget_trials{study="served"} 4`, "floodtune_storage_up 1"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the metrics lack %q:\n%s", want, body)
+		}
+	}
+}
+
+func TestServeNeedsAnAddress(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"serve", "--metrics-addr", ""}, {"serve", "--metrics-addr", "nonsense"}} {
+		code, _, errOut := runCLI(t, append(args, "--storage", "sqlite::memory:")...)
+		if code != 2 || !strings.Contains(errOut, "--metrics-addr") {
+			t.Errorf("%v: exit %d, %q", args, code, errOut)
+		}
+	}
+}
