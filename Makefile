@@ -32,6 +32,7 @@ vet:
 # server (scripts/ensure-postgres.sh installs Debian's postgresql if needed).
 test: vet
 	scripts/ensure-postgres.sh
+	scripts/ensure-prometheus.sh
 	$(GO) test -tags '$(TAGS)' -count=1 ./...
 ifeq ($(TAGS),openblas)
 	$(GO) test -count=1 ./flood/ ./objective/ ./cmd/...
