@@ -41,7 +41,7 @@ helped.`,
 		},
 	}
 	cmd.AddCommand(newStudyCreateCmd(), newStudyOptimizeCmd(), newStudyListCmd(), newStudyShowCmd(),
-		newStudyTrialsCmd(), newStudyBestCmd(), newStudyEnqueueCmd(), newStudyDeleteCmd())
+		newStudyTrialsCmd(), newStudyBestCmd(), newStudyEnqueueCmd(), newStudyDeleteCmd(), newStudyPlotCmd())
 	return cmd
 }
 

@@ -1,0 +1,917 @@
+package plot
+
+import (
+	"errors"
+	"fmt"
+	"image/color"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/c-bata/goptuna"
+	"github.com/floodtune/floodtune/storage"
+	gplot "gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+	"gonum.org/v1/plot/vg/vgsvg"
+)
+
+// FloodLevelParam is the parameter that holds a trial's flood level.
+const FloodLevelParam = "flood_level"
+
+// baselineAttr is the system attribute that is "true" on a study's
+// plain-training trial (search.BaselineAttr; this package does not import
+// search).
+const baselineAttr = "baseline"
+
+// TopCurves is how many of the best trials the learning-curves figure shows.
+const TopCurves = 5
+
+// ErrNoCompleteTrial is returned by Prepare when no trial is complete with
+// a value: there is nothing to draw yet.
+var ErrNoCompleteTrial = errors.New("no complete trial with a value to plot")
+
+// Study is what the figures need to know of a study besides its trials.
+type Study struct {
+	Name string
+	// Direction says which value is best: the highest (Maximize) or the
+	// lowest (Minimize).
+	Direction storage.Direction
+	// Objective names the trials' values: "val_acc" or "val_loss". Empty
+	// means val_acc when maximising and val_loss when minimising.
+	Objective string
+	// Params returns a trial's parameters in their external form (float64,
+	// int or a categorical string). Nil decodes the stored parameters with
+	// their Goptuna distributions (DecodeParams).
+	Params func(*storage.Trial) (map[string]any, error)
+}
+
+// AccuracyPoint is one complete trial in the accuracy figure.
+type AccuracyPoint struct {
+	Number     int
+	X          float64 // the flood level, or the trial number (Data.ByFloodLevel)
+	FloodLevel float64 // NaN when the trial has none
+	Value      float64 // the trial's value (the objective)
+	Val, Test  float64 // validation and test accuracy; NaN when unknown
+}
+
+// HistoryPoint is a trial's value, or the best value so far, at a trial
+// number.
+type HistoryPoint struct {
+	Number int
+	Value  float64
+}
+
+// EpochValue is a trial's intermediate value after an epoch.
+type EpochValue struct {
+	Epoch int
+	Value float64
+}
+
+// Curve is one trial's learning curve.
+type Curve struct {
+	Number     int
+	FloodLevel float64 // NaN when the trial has none
+	Value      float64
+	Best       bool
+	Baseline   bool
+	Points     []EpochValue // by epoch; NaN values left out
+}
+
+// Row is one trial in the HTML page's table.
+type Row struct {
+	Number     int
+	State      storage.State
+	Value      float64 // NaN when none
+	FloodLevel float64 // NaN when none
+	Params     map[string]any
+	TestAcc    float64 // NaN when unknown
+	Best       bool
+	Baseline   bool
+}
+
+// Data is what the figures show, prepared from a study's trials.
+type Data struct {
+	Study Study // Objective filled in
+	// ByFloodLevel is true when the study searches flood_level (some
+	// complete trial has the parameter): the accuracy figure's x is the
+	// flood level, and otherwise the trial number.
+	ByFloodLevel bool
+	// Accuracy holds the accuracy figure's points, by x and then number;
+	// Best and Baseline are the indexes of the best trial's and the
+	// baseline's points in it, -1 when they have none.
+	Accuracy       []AccuracyPoint
+	Best, Baseline int
+	// BestTrial is the best complete trial's number; BaselineTrial the
+	// plain-training trial's (following retries), -1 when there is none.
+	BestTrial, BaselineTrial int
+	// History holds each complete trial's value by number; RunningBest the
+	// best value up to each of those trials.
+	History     []HistoryPoint
+	RunningBest []HistoryPoint
+	// Curves are the learning curves of the TopCurves best complete trials
+	// that have intermediate values, the best first.
+	Curves []Curve
+	// Trials holds every trial, by number, for the table.
+	Trials []Row
+	// Counts counts the trials by state.
+	Counts map[storage.State]int
+}
+
+// Prepare reads what the figures show from a study's trials (in any
+// order). Complete trials with a value are drawn; values and accuracies
+// that are NaN or infinite are left out. With no such trial it returns an
+// error that wraps ErrNoCompleteTrial and says what the trials are doing.
+func Prepare(study Study, trials []*storage.Trial) (*Data, error) {
+	if study.Objective == "" {
+		study.Objective = "val_acc"
+		if study.Direction == storage.Minimize {
+			study.Objective = "val_loss"
+		}
+	}
+	decode := study.Params
+	if decode == nil {
+		decode = DecodeParams
+	}
+	sorted := make([]*storage.Trial, 0, len(trials))
+	for _, t := range trials {
+		if t != nil {
+			sorted = append(sorted, t)
+		}
+	}
+	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Number < sorted[j].Number })
+
+	d := &Data{Study: study, Best: -1, Baseline: -1, BestTrial: -1, BaselineTrial: -1, Counts: map[storage.State]int{}}
+	baseline := findBaseline(sorted)
+	if baseline != nil {
+		d.BaselineTrial = baseline.Number
+	}
+	params := make([]map[string]any, len(sorted))
+	var best *storage.Trial
+	for i, t := range sorted {
+		d.Counts[t.State]++
+		p, err := decode(t)
+		if err != nil {
+			return nil, fmt.Errorf("plot study %q: %w", study.Name, err)
+		}
+		params[i] = p
+		if t.State != storage.Complete || !finite(t.Value) {
+			continue
+		}
+		if _, ok := p[FloodLevelParam]; ok {
+			d.ByFloodLevel = true
+		}
+		if best == nil || better(study.Direction, t.Value, best.Value) {
+			best = t
+		}
+	}
+	if best == nil {
+		return nil, fmt.Errorf("plot study %q: %w (%s)", study.Name, ErrNoCompleteTrial, describeCounts(d.Counts))
+	}
+	d.BestTrial = best.Number
+
+	runBest := math.NaN()
+	var candidates []*storage.Trial
+	for i, t := range sorted {
+		b := floodLevel(params[i])
+		row := Row{Number: t.Number, State: t.State, Value: t.Value, FloodLevel: b, Params: map[string]any{},
+			TestAcc: attrFloat(t, "test_acc"), Best: t == best, Baseline: t == baseline}
+		if !finite(row.Value) {
+			row.Value = math.NaN()
+		}
+		for name, v := range params[i] {
+			if name != FloodLevelParam {
+				row.Params[name] = v
+			}
+		}
+		d.Trials = append(d.Trials, row)
+		if t.State != storage.Complete || !finite(t.Value) {
+			continue
+		}
+
+		d.History = append(d.History, HistoryPoint{Number: t.Number, Value: t.Value})
+		if math.IsNaN(runBest) || better(study.Direction, t.Value, runBest) {
+			runBest = t.Value
+		}
+		d.RunningBest = append(d.RunningBest, HistoryPoint{Number: t.Number, Value: runBest})
+
+		pt := AccuracyPoint{Number: t.Number, X: float64(t.Number), FloodLevel: b, Value: t.Value,
+			Val: valAcc(study, t), Test: row.TestAcc}
+		if d.ByFloodLevel {
+			pt.X = b
+		}
+		if finite(pt.X) && (finite(pt.Val) || finite(pt.Test)) {
+			d.Accuracy = append(d.Accuracy, pt)
+		}
+		if len(curvePoints(t)) > 0 {
+			candidates = append(candidates, t)
+		}
+	}
+	sort.SliceStable(d.Accuracy, func(i, j int) bool {
+		if d.Accuracy[i].X != d.Accuracy[j].X {
+			return d.Accuracy[i].X < d.Accuracy[j].X
+		}
+		return d.Accuracy[i].Number < d.Accuracy[j].Number
+	})
+	for i, pt := range d.Accuracy {
+		if pt.Number == d.BestTrial {
+			d.Best = i
+		}
+		if pt.Number == d.BaselineTrial {
+			d.Baseline = i
+		}
+	}
+
+	sort.SliceStable(candidates, func(i, j int) bool {
+		return better(study.Direction, candidates[i].Value, candidates[j].Value)
+	})
+	if len(candidates) > TopCurves {
+		candidates = candidates[:TopCurves]
+	}
+	levels := make(map[int]float64, len(d.Trials))
+	for _, r := range d.Trials {
+		levels[r.Number] = r.FloodLevel
+	}
+	for _, t := range candidates {
+		d.Curves = append(d.Curves, Curve{Number: t.Number, FloodLevel: levels[t.Number], Value: t.Value,
+			Best: t == best, Baseline: t == baseline, Points: curvePoints(t)})
+	}
+	return d, nil
+}
+
+// better reports whether value a beats value b in the direction.
+func better(dir storage.Direction, a, b float64) bool {
+	if dir == storage.Minimize {
+		return a < b
+	}
+	return a > b
+}
+
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+
+// valAcc is a trial's validation accuracy: its val_acc attribute, or its
+// value when that is the validation accuracy.
+func valAcc(study Study, t *storage.Trial) float64 {
+	if v := attrFloat(t, "val_acc"); finite(v) {
+		return v
+	}
+	if study.Objective == "val_acc" && finite(t.Value) {
+		return t.Value
+	}
+	return math.NaN()
+}
+
+// attrFloat reads a numeric user attribute; NaN when it is missing, not a
+// number, or not finite.
+func attrFloat(t *storage.Trial, key string) float64 {
+	s, ok := t.UserAttrs[key]
+	if !ok {
+		return math.NaN()
+	}
+	v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	if err != nil || !finite(v) {
+		return math.NaN()
+	}
+	return v
+}
+
+// floodLevel reads the flood level from a trial's external parameters; NaN
+// when it has none.
+func floodLevel(params map[string]any) float64 {
+	switch v := params[FloodLevelParam].(type) {
+	case float64:
+		return v
+	case float32:
+		return float64(v)
+	case int:
+		return float64(v)
+	case int64:
+		return float64(v)
+	case string:
+		if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+			return f
+		}
+	}
+	return math.NaN()
+}
+
+// curvePoints returns a trial's finite intermediate values by epoch.
+func curvePoints(t *storage.Trial) []EpochValue {
+	var pts []EpochValue
+	for step, v := range t.Intermediate {
+		if finite(v) {
+			pts = append(pts, EpochValue{Epoch: step, Value: v})
+		}
+	}
+	sort.Slice(pts, func(i, j int) bool { return pts[i].Epoch < pts[j].Epoch })
+	return pts
+}
+
+// findBaseline returns the plain-training trial, following retries to the
+// trial that finally ran it; nil when there is none.
+func findBaseline(trials []*storage.Trial) *storage.Trial {
+	byID := make(map[int64]*storage.Trial, len(trials))
+	var base *storage.Trial
+	for _, t := range trials {
+		byID[t.ID] = t
+		if base == nil && t.SystemAttrs[baselineAttr] == "true" {
+			base = t
+		}
+	}
+	for seen := 0; base != nil && base.RetriedBy != 0 && seen < len(trials); seen++ {
+		next := byID[base.RetriedBy]
+		if next == nil {
+			break
+		}
+		base = next
+	}
+	return base
+}
+
+// describeCounts says how many trials are in each state, for an error.
+func describeCounts(counts map[storage.State]int) string {
+	if s := countList(counts); s != "" {
+		return "trials: " + s
+	}
+	return "the study has no trials"
+}
+
+// countList lists the states that have trials with their counts: "3
+// complete, 1 running".
+func countList(counts map[storage.State]int) string {
+	var parts []string
+	for _, s := range []storage.State{storage.Complete, storage.Running, storage.Waiting, storage.Pruned, storage.Fail} {
+		if n := counts[s]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, s))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// DecodeParams returns a trial's stored parameters in their external form,
+// read through their Goptuna distributions: a float parameter's internal
+// value is its value, an int's is the integer, a categorical's is the
+// index of its choice.
+func DecodeParams(t *storage.Trial) (map[string]any, error) {
+	out := make(map[string]any, len(t.Params))
+	for name, p := range t.Params {
+		dist, err := goptuna.JSONToDistribution(p.Distribution)
+		if err != nil {
+			return nil, fmt.Errorf("parameter %q of trial %d: read its distribution: %w", name, t.Number, err)
+		}
+		if c, ok := dist.(goptuna.CategoricalDistribution); ok {
+			if i := int(p.Value); p.Value != math.Trunc(p.Value) || i < 0 || i >= len(c.Choices) {
+				return nil, fmt.Errorf("parameter %q of trial %d: choice index %v is outside the %d choices", name, t.Number, p.Value, len(c.Choices))
+			}
+		}
+		v, err := goptuna.ToExternalRepresentation(dist, p.Value)
+		if err != nil {
+			return nil, fmt.Errorf("parameter %q of trial %d: %w", name, t.Number, err)
+		}
+		out[name] = v
+	}
+	return out, nil
+}
+
+// Format is a file format Write writes.
+type Format string
+
+// The formats.
+const (
+	PNG  Format = "png"
+	SVG  Format = "svg"
+	HTML Format = "html"
+)
+
+// The figures' file names, without the extension, and the page's name.
+const (
+	AccuracyFile = "accuracy-vs-flood-level"
+	HistoryFile  = "history"
+	CurvesFile   = "learning-curves"
+	HTMLFile     = "plots.html"
+)
+
+// ParseFormat checks a format's name.
+func ParseFormat(s string) (Format, error) {
+	switch f := Format(strings.ToLower(strings.TrimSpace(s))); f {
+	case PNG, SVG, HTML:
+		return f, nil
+	}
+	return "", fmt.Errorf("unknown plot format %q: want png, svg or html", s)
+}
+
+// Write writes the figures into dir (created if need be) in each format:
+// one file per figure for PNG and SVG, the page HTMLFile for HTML. It
+// returns the paths of the files written, in order.
+func (d *Data) Write(dir string, formats ...Format) ([]string, error) {
+	if len(formats) == 0 {
+		formats = []Format{PNG, SVG}
+	}
+	for _, f := range formats {
+		if _, err := ParseFormat(string(f)); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("plot study %q: %w", d.Study.Name, err)
+	}
+	figs, err := d.figures()
+	if err != nil {
+		return nil, fmt.Errorf("plot study %q: %w", d.Study.Name, err)
+	}
+	var files []string
+	for _, f := range formats {
+		if f == HTML {
+			path := filepath.Join(dir, HTMLFile)
+			if err := writeFile(path, func(w *os.File) error { return d.writeHTML(w, figs) }); err != nil {
+				return files, fmt.Errorf("plot study %q: write %s: %w", d.Study.Name, path, err)
+			}
+			files = append(files, path)
+			continue
+		}
+		for _, fig := range figs {
+			path := filepath.Join(dir, fig.file+"."+string(f))
+			if err := writeFile(path, func(w *os.File) error { return fig.writeTo(w, f) }); err != nil {
+				return files, fmt.Errorf("plot study %q: write %s: %w", d.Study.Name, path, err)
+			}
+			files = append(files, path)
+		}
+	}
+	return files, nil
+}
+
+// writeFile writes a file through a temporary file in its directory, so
+// that a failed write leaves no half-written figure in its place.
+func writeFile(path string, write func(*os.File) error) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := write(tmp); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// shortName is a study name for a figure's title: at most 40 characters,
+// with any rune that XML cannot carry replaced.
+func shortName(name string) string {
+	name = strings.Map(func(r rune) rune {
+		if r == '\t' || r == '\n' || r == '\r' {
+			return ' '
+		}
+		if r < 0x20 || (r >= 0xD800 && r <= 0xDFFF) || r == 0xFFFE || r == 0xFFFF || r == utf8.RuneError {
+			return '?'
+		}
+		return r
+	}, name)
+	if r := []rune(name); len(r) > 40 {
+		name = string(r[:37]) + "..."
+	}
+	return name
+}
+
+// formatLevel shows a flood level in a label: three significant digits.
+func formatLevel(b float64) string {
+	if math.IsNaN(b) {
+		return "?"
+	}
+	return strconv.FormatFloat(b, 'g', 3, 64)
+}
+
+// The figures' size, and the PNG resolution.
+const (
+	figWidth  = 9 * vg.Inch
+	figHeight = 5 * vg.Inch
+	pngDPI    = 150
+)
+
+// Colours (Okabe and Ito's palette, which colour-blind readers can tell
+// apart).
+var (
+	blue       = color.RGBA{R: 0, G: 114, B: 178, A: 255}
+	orange     = color.RGBA{R: 230, G: 159, B: 0, A: 255}
+	vermillion = color.RGBA{R: 213, G: 94, B: 0, A: 255}
+	green      = color.RGBA{R: 0, G: 158, B: 115, A: 255}
+	purple     = color.RGBA{R: 204, G: 121, B: 167, A: 255}
+	skyBlue    = color.RGBA{R: 86, G: 180, B: 233, A: 255}
+	black      = color.RGBA{A: 255}
+	curveColor = []color.Color{vermillion, blue, green, purple, skyBlue}
+)
+
+// figure is one figure: a plot, and its legend drawn beside it so that it
+// never covers a point.
+type figure struct {
+	file    string // the file name, without the extension
+	heading string // the HTML page's heading for it
+	plot    *gplot.Plot
+	legend  gplot.Legend
+}
+
+func newFigure(file, heading, title, xLabel, yLabel string) *figure {
+	p := gplot.New()
+	p.Title.Text = title
+	p.Title.TextStyle.Font.Size = vg.Points(13)
+	p.Title.Padding = vg.Points(8)
+	p.X.Label.Text, p.Y.Label.Text = xLabel, yLabel
+	for _, a := range []*gplot.Axis{&p.X, &p.Y} {
+		a.Label.TextStyle.Font.Size = vg.Points(11)
+		a.Tick.Label.Font.Size = vg.Points(10)
+	}
+	p.X.Tick.Marker = niceTicks{n: 8}
+	p.Y.Tick.Marker = niceTicks{n: 6}
+	g := plotter.NewGrid()
+	g.Vertical.Color = color.Gray{Y: 225}
+	g.Horizontal.Color = color.Gray{Y: 225}
+	p.Add(g)
+	leg := gplot.NewLegend()
+	leg.Top, leg.Left = true, true
+	leg.TextStyle.Font.Size = vg.Points(10)
+	leg.Padding = vg.Points(4)
+	leg.ThumbnailWidth = vg.Points(22)
+	return &figure{file: file, heading: heading, plot: p, legend: leg}
+}
+
+// draw draws the plot on the left of c and its legend in a column on the
+// right, level with the top of the plot's data area.
+func (f *figure) draw(c draw.Canvas) {
+	c.SetColor(color.White)
+	c.Fill(c.Rectangle.Path())
+	const gap = vg.Length(12)
+	width := f.legend.Rectangle(c).Size().X
+	if width == 0 {
+		f.plot.Draw(draw.Crop(c, 0, -gap, 0, 0))
+		return
+	}
+	if max := c.Size().X * 2 / 5; width > max {
+		width = max
+	}
+	f.plot.Draw(draw.Crop(c, 0, -(width + 2*gap), 0, 0))
+	top := f.plot.Title.Padding + gap/2
+	if f.plot.Title.Text != "" {
+		top += f.plot.Title.TextStyle.Rectangle(f.plot.Title.Text).Size().Y
+	}
+	f.legend.Draw(draw.Crop(c, c.Size().X-width-gap, -gap, 0, -top))
+}
+
+// writeTo writes the figure as PNG or SVG.
+func (f *figure) writeTo(w io.Writer, format Format) error {
+	var c interface {
+		vg.CanvasSizer
+		io.WriterTo
+	}
+	switch format {
+	case PNG:
+		c = vgimg.PngCanvas{Canvas: vgimg.NewWith(vgimg.UseWH(figWidth, figHeight), vgimg.UseDPI(pngDPI))}
+	case SVG:
+		c = vgsvg.New(figWidth, figHeight)
+	default:
+		return fmt.Errorf("figure %s: no %s writer", f.file, format)
+	}
+	f.draw(draw.New(c))
+	_, err := c.WriteTo(w)
+	return err
+}
+
+// figures builds the three figures.
+func (d *Data) figures() ([]*figure, error) {
+	var figs []*figure
+	for _, build := range []func() (*figure, error){d.accuracyFigure, d.historyFigure, d.curvesFigure} {
+		f, err := build()
+		if err != nil {
+			return nil, err
+		}
+		figs = append(figs, f)
+	}
+	return figs, nil
+}
+
+// objectiveLabel names a study's objective on an axis, with its unit.
+func (d *Data) objectiveLabel() string {
+	switch d.Study.Objective {
+	case "val_acc":
+		return "validation accuracy (val_acc, fraction correct)"
+	case "val_loss":
+		return "validation loss (val_loss, cross-entropy in nats)"
+	}
+	return d.Study.Objective
+}
+
+func (d *Data) title(what string) string {
+	return fmt.Sprintf(`study "%s": %s`, shortName(d.Study.Name), what)
+}
+
+// AccuracySeries returns the accuracy figure's series: the validation and
+// the test accuracy at each point's x, NaN ones left out.
+func (d *Data) AccuracySeries() (val, test plotter.XYs) {
+	for _, pt := range d.Accuracy {
+		if finite(pt.Val) {
+			val = append(val, plotter.XY{X: pt.X, Y: pt.Val})
+		}
+		if finite(pt.Test) {
+			test = append(test, plotter.XY{X: pt.X, Y: pt.Test})
+		}
+	}
+	return val, test
+}
+
+// marks returns the points of the accuracy figure's point i (both
+// accuracies that are known).
+func (d *Data) marks(i int) plotter.XYs {
+	var xys plotter.XYs
+	if i < 0 {
+		return xys
+	}
+	pt := d.Accuracy[i]
+	for _, y := range []float64{pt.Val, pt.Test} {
+		if finite(y) {
+			xys = append(xys, plotter.XY{X: pt.X, Y: y})
+		}
+	}
+	return xys
+}
+
+func (d *Data) trialLabel(number int, b float64) string {
+	if d.ByFloodLevel {
+		return fmt.Sprintf("trial %d, b = %s", number, formatLevel(b))
+	}
+	return fmt.Sprintf("trial %d", number)
+}
+
+func (d *Data) bestLabel() string {
+	for _, r := range d.Trials {
+		if r.Number == d.BestTrial {
+			return "best: " + d.trialLabel(r.Number, r.FloodLevel)
+		}
+	}
+	return fmt.Sprintf("best: trial %d", d.BestTrial)
+}
+
+func (d *Data) baselineLabel() string {
+	for _, r := range d.Trials {
+		if r.Number == d.BaselineTrial {
+			if d.ByFloodLevel {
+				return fmt.Sprintf("baseline: trial %d, b = %s", r.Number, formatLevel(r.FloodLevel))
+			}
+			return fmt.Sprintf("baseline: trial %d", r.Number)
+		}
+	}
+	return "baseline"
+}
+
+func (d *Data) accuracyFigure() (*figure, error) {
+	title, xLabel := d.title("accuracy against the flood level b"), "flood level b (training cross-entropy, nats)"
+	if !d.ByFloodLevel {
+		title = d.title("accuracy by trial (the study does not search flood_level)")
+		xLabel = "trial number"
+	}
+	f := newFigure(AccuracyFile, "Accuracy against the flood level", title, xLabel, "accuracy (fraction correct)")
+	if !d.ByFloodLevel {
+		f.heading = "Accuracy by trial"
+		f.plot.X.Tick.Marker = niceTicks{n: 8, integer: true}
+	}
+	val, test := d.AccuracySeries()
+	if err := f.scatter("validation accuracy", val, draw.GlyphStyle{Color: blue, Radius: 3, Shape: draw.CircleGlyph{}}); err != nil {
+		return nil, err
+	}
+	if err := f.scatter("test accuracy", test, draw.GlyphStyle{Color: orange, Radius: 3.5, Shape: draw.PyramidGlyph{}}); err != nil {
+		return nil, err
+	}
+	if err := f.scatter(d.bestLabel(), d.marks(d.Best), bestGlyph); err != nil {
+		return nil, err
+	}
+	if d.Baseline >= 0 && d.Baseline != d.Best {
+		if err := f.scatter(d.baselineLabel(), d.marks(d.Baseline), baselineGlyph); err != nil {
+			return nil, err
+		}
+	} else if d.Baseline >= 0 {
+		f.legend.Add("(the baseline is the best trial)")
+	}
+	return f, nil
+}
+
+func (d *Data) historyFigure() (*figure, error) {
+	f := newFigure(HistoryFile, "Optimisation history",
+		d.title(fmt.Sprintf("optimisation history (%s %s)", d.Study.Direction, d.Study.Objective)),
+		"trial number", d.objectiveLabel())
+	f.plot.X.Tick.Marker = niceTicks{n: 8, integer: true}
+	var values, steps, best, base plotter.XYs
+	for _, h := range d.History {
+		values = append(values, plotter.XY{X: float64(h.Number), Y: h.Value})
+		if h.Number == d.BestTrial {
+			best = append(best, plotter.XY{X: float64(h.Number), Y: h.Value})
+		}
+		if h.Number == d.BaselineTrial && d.BaselineTrial != d.BestTrial {
+			base = append(base, plotter.XY{X: float64(h.Number), Y: h.Value})
+		}
+	}
+	for _, h := range d.RunningBest {
+		steps = append(steps, plotter.XY{X: float64(h.Number), Y: h.Value})
+	}
+	line, err := plotter.NewLine(steps)
+	if err != nil {
+		return nil, err
+	}
+	line.StepStyle = plotter.PostStep
+	line.LineStyle = draw.LineStyle{Color: vermillion, Width: vg.Points(1.5)}
+	f.plot.Add(line)
+	if err := f.scatter("complete trial", values, draw.GlyphStyle{Color: blue, Radius: 3, Shape: draw.CircleGlyph{}}); err != nil {
+		return nil, err
+	}
+	f.legend.Add("best so far", line)
+	if err := f.scatter(d.bestLabel(), best, bestGlyph); err != nil {
+		return nil, err
+	}
+	if len(base) > 0 {
+		if err := f.scatter(d.baselineLabel(), base, baselineGlyph); err != nil {
+			return nil, err
+		}
+	}
+	return f, nil
+}
+
+func (d *Data) curvesFigure() (*figure, error) {
+	f := newFigure(CurvesFile, "Learning curves",
+		d.title(fmt.Sprintf("learning curves of the %d best trials", len(d.Curves))),
+		"epoch", d.objectiveLabel())
+	if len(d.Curves) == 1 {
+		f.plot.Title.Text = d.title("learning curve of the best trial")
+	}
+	f.plot.X.Tick.Marker = niceTicks{n: 8, integer: true}
+	if len(d.Curves) == 0 {
+		f.plot.Title.Text = d.title("no learning curves (no trial reported per-epoch values)")
+		f.heading = "Learning curves (none reported)"
+		return f, nil
+	}
+	// The best last, so that it is drawn on top.
+	for i := len(d.Curves) - 1; i >= 0; i-- {
+		c := d.Curves[i]
+		xys := make(plotter.XYs, len(c.Points))
+		for j, p := range c.Points {
+			xys[j] = plotter.XY{X: float64(p.Epoch), Y: p.Value}
+		}
+		line, points, err := plotter.NewLinePoints(xys)
+		if err != nil {
+			return nil, err
+		}
+		col := curveColor[i%len(curveColor)]
+		line.LineStyle = draw.LineStyle{Color: col, Width: vg.Points(1.2)}
+		points.GlyphStyle = draw.GlyphStyle{Color: col, Radius: 2.2, Shape: draw.CircleGlyph{}}
+		if c.Best {
+			line.LineStyle.Width = vg.Points(2.2)
+		} else if c.Baseline {
+			line.LineStyle.Dashes = []vg.Length{vg.Points(5), vg.Points(3)}
+		}
+		f.plot.Add(line, points)
+	}
+	// The legend in rank order.
+	for i, c := range d.Curves {
+		label := d.trialLabel(c.Number, c.FloodLevel)
+		switch {
+		case c.Best:
+			label += " (best)"
+		case c.Baseline:
+			label += " (baseline)"
+		}
+		col := curveColor[i%len(curveColor)]
+		line := &plotter.Line{LineStyle: draw.LineStyle{Color: col, Width: vg.Points(1.2)}}
+		if c.Best {
+			line.LineStyle.Width = vg.Points(2.2)
+		} else if c.Baseline {
+			line.LineStyle.Dashes = []vg.Length{vg.Points(5), vg.Points(3)}
+		}
+		dot := &plotter.Scatter{GlyphStyle: draw.GlyphStyle{Color: col, Radius: 2.2, Shape: draw.CircleGlyph{}}}
+		f.legend.Add(label, line, dot)
+	}
+	return f, nil
+}
+
+// scatter adds a series of glyphs and its legend entry (also when it has
+// no points, so that the legend says what would be there).
+func (f *figure) scatter(label string, xys plotter.XYs, sty draw.GlyphStyle) error {
+	if len(xys) > 0 {
+		s, err := plotter.NewScatter(xys)
+		if err != nil {
+			return err
+		}
+		s.GlyphStyle = sty
+		f.plot.Add(s)
+	}
+	f.legend.Add(label, &plotter.Scatter{GlyphStyle: sty})
+	return nil
+}
+
+// The marks of the best trial and of the baseline: thick outlines drawn
+// around their points, so the points stay visible.
+var (
+	bestGlyph     = draw.GlyphStyle{Color: vermillion, Radius: 7.5, Shape: outline{circle: true, width: 1.8}}
+	baselineGlyph = draw.GlyphStyle{Color: black, Radius: 7.5, Shape: outline{width: 1.4}}
+)
+
+// outline draws the outline of a circle or a square with a given line
+// width (draw's RingGlyph and SquareGlyph are hairlines).
+type outline struct {
+	circle bool
+	width  vg.Length
+}
+
+func (o outline) DrawGlyph(c *draw.Canvas, sty draw.GlyphStyle, pt vg.Point) {
+	c.SetLineStyle(draw.LineStyle{Color: sty.Color, Width: o.width})
+	r := sty.Radius
+	p := make(vg.Path, 0, 5)
+	if o.circle {
+		p.Move(vg.Point{X: pt.X + r, Y: pt.Y})
+		p.Arc(pt, r, 0, 2*math.Pi)
+	} else {
+		r *= 0.9
+		p.Move(vg.Point{X: pt.X - r, Y: pt.Y - r})
+		p.Line(vg.Point{X: pt.X + r, Y: pt.Y - r})
+		p.Line(vg.Point{X: pt.X + r, Y: pt.Y + r})
+		p.Line(vg.Point{X: pt.X - r, Y: pt.Y + r})
+	}
+	p.Close()
+	c.Stroke(p)
+}
+
+// niceTicks marks about n round values (1, 2, 2.5 or 5 times a power of
+// ten) with labels, and unlabelled minor ticks between them; integer ticks
+// mark whole numbers only (trial numbers, epochs).
+type niceTicks struct {
+	n       int
+	integer bool
+}
+
+func (nt niceTicks) Ticks(min, max float64) []gplot.Tick {
+	if !(max > min) || math.IsInf(max-min, 0) {
+		return gplot.DefaultTicks{}.Ticks(min, max)
+	}
+	step, decimals := niceStep((max-min)/float64(nt.n), nt.integer)
+	if nt.integer {
+		step, decimals = math.Max(step, 1), 0
+	}
+	minor := step / 2
+	if nt.integer && minor != math.Trunc(minor) {
+		if minor = step / 5; minor != math.Trunc(minor) {
+			minor = 0
+		}
+	}
+	var ticks []gplot.Tick
+	eps := step * 1e-9
+	for k := math.Ceil((min - eps) / step); k*step <= max+eps; k++ {
+		v := k * step
+		if math.Abs(v) < eps {
+			v = 0
+		}
+		ticks = append(ticks, gplot.Tick{Value: v, Label: strconv.FormatFloat(v, 'f', decimals, 64)})
+		if m := v + minor; minor > 0 && m <= max+eps {
+			ticks = append(ticks, gplot.Tick{Value: m})
+		}
+	}
+	if m := math.Ceil((min-eps)/step)*step - minor; minor > 0 && m >= min-eps {
+		ticks = append(ticks, gplot.Tick{Value: m})
+	}
+	return ticks
+}
+
+// niceStep rounds a raw tick step to 1, 2, 2.5 (unless integer) or 5 times
+// a power of ten, and says how many decimals its multiples need.
+func niceStep(raw float64, integer bool) (step float64, decimals int) {
+	exp := math.Floor(math.Log10(raw))
+	mag := math.Pow(10, exp)
+	f := raw / mag
+	var m float64
+	extra := 0
+	switch {
+	case f <= 1:
+		m = 1
+	case f <= 2:
+		m = 2
+	case f <= 2.5 && !integer:
+		m, extra = 2.5, 1
+	case f <= 5:
+		m = 5
+	default:
+		m = 10
+	}
+	decimals = int(-exp) + extra
+	if m == 10 {
+		decimals--
+	}
+	return m * mag, max(decimals, 0)
+}
