@@ -60,8 +60,8 @@ func (d *Data) writeHTML(w io.Writer, figs []*figure) error {
 		page.Figures = append(page.Figures, htmlFigure{ID: f.file, Heading: f.heading, SVG: inlineSVG(buf.Bytes())})
 	}
 	for _, r := range d.Trials {
-		row := htmlRow{Number: r.Number, State: r.State, Value: formatValue(r.Value), FloodLevel: formatParam(r.FloodLevel),
-			Params: formatParams(r.Params), TestAcc: formatValue(r.TestAcc)}
+		row := htmlRow{Number: r.Number, State: r.State, Value: FormatValue(r.Value), FloodLevel: FormatParam(r.FloodLevel),
+			Params: FormatParams(r.Params, ", "), TestAcc: FormatValue(r.TestAcc)}
 		var notes []string
 		if r.Best {
 			notes, row.Class = append(notes, "best"), "best"
@@ -133,27 +133,28 @@ func (d *Data) summary() []string {
 }
 
 func (d *Data) describe(r *Row) string {
-	s := fmt.Sprintf("trial %d, %s %s", r.Number, d.Study.Objective, formatValue(r.Value))
+	s := fmt.Sprintf("trial %d, %s %s", r.Number, d.Study.Objective, FormatValue(r.Value))
 	if !math.IsNaN(r.FloodLevel) {
-		s += ", flood level " + formatParam(r.FloodLevel)
+		s += ", flood level " + FormatParam(r.FloodLevel)
 	}
 	if !math.IsNaN(r.TestAcc) {
-		s += ", test acc " + formatValue(r.TestAcc)
+		s += ", test acc " + FormatValue(r.TestAcc)
 	}
 	return s
 }
 
-// formatValue shows a value in the table: four decimals, "-" for none.
-func formatValue(v float64) string {
+// FormatValue shows a trial's value for people: four decimals, "-" for
+// none.
+func FormatValue(v float64) string {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return "-"
 	}
 	return strconv.FormatFloat(v, 'f', 4, 64)
 }
 
-// formatParam shows a parameter's value: floats with four significant
-// digits, "-" for none.
-func formatParam(v any) string {
+// FormatParam shows a parameter's value for people: floats with four
+// significant digits, "-" for none.
+func FormatParam(v any) string {
 	switch x := v.(type) {
 	case nil:
 		return "-"
@@ -166,8 +167,8 @@ func formatParam(v any) string {
 	return fmt.Sprint(v)
 }
 
-// formatParams shows name=value pairs sorted by name.
-func formatParams(params map[string]any) string {
+// FormatParams shows name=value pairs sorted by name, joined by sep.
+func FormatParams(params map[string]any, sep string) string {
 	names := make([]string, 0, len(params))
 	for name := range params {
 		names = append(names, name)
@@ -175,9 +176,9 @@ func formatParams(params map[string]any) string {
 	sort.Strings(names)
 	parts := make([]string, len(names))
 	for i, name := range names {
-		parts[i] = name + "=" + formatParam(params[name])
+		parts[i] = name + "=" + FormatParam(params[name])
 	}
-	return strings.Join(parts, ", ")
+	return strings.Join(parts, sep)
 }
 
 var pageTemplate = template.Must(template.New("page").Parse(`<!DOCTYPE html>

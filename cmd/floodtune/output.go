@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/floodtune/floodtune/plot"
 	"io"
 	"math"
 	"regexp"
@@ -206,26 +207,6 @@ func rfc3339(t time.Time) *string {
 	return &s
 }
 
-// formatValue shows a trial's value in a table: four decimals, "-" for none.
-func formatValue(v float64) string {
-	if math.IsNaN(v) {
-		return "-"
-	}
-	return strconv.FormatFloat(v, 'f', 4, 64)
-}
-
-// formatParam shows a parameter's value for people: floats with four
-// significant digits.
-func formatParam(v any) string {
-	switch x := v.(type) {
-	case nil:
-		return "-"
-	case float64:
-		return strconv.FormatFloat(x, 'g', 4, 64)
-	}
-	return fmt.Sprint(v)
-}
-
 // exactParam shows a parameter's value in full (CSV).
 func exactParam(v any) string {
 	switch x := v.(type) {
@@ -243,20 +224,6 @@ func exactFloat(v float64) string {
 		return ""
 	}
 	return strconv.FormatFloat(v, 'g', -1, 64)
-}
-
-// formatParams shows name=value pairs, sorted by name.
-func formatParams(params map[string]any, sep string) string {
-	names := make([]string, 0, len(params))
-	for name := range params {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	parts := make([]string, len(names))
-	for i, name := range names {
-		parts[i] = name + "=" + formatParam(params[name])
-	}
-	return strings.Join(parts, sep)
 }
 
 // attrFloat reads a numeric user attribute such as test_acc.
@@ -335,16 +302,16 @@ func writeSummary(ctx context.Context, w io.Writer, st *storage.Store, study *st
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(w, "best: trial %d, %s %s", best.Number, obj, formatValue(best.Value))
+		fmt.Fprintf(w, "best: trial %d, %s %s", best.Number, obj, plot.FormatValue(best.Value))
 		if b, ok := floodLevel(spec, params); ok {
-			fmt.Fprintf(w, ", flood level %s", formatParam(b))
+			fmt.Fprintf(w, ", flood level %s", plot.FormatParam(b))
 		}
 		if acc, ok := attrFloat(best, "test_acc"); ok {
-			fmt.Fprintf(w, ", test acc %s", formatValue(acc))
+			fmt.Fprintf(w, ", test acc %s", plot.FormatValue(acc))
 		}
 		fmt.Fprintln(w)
 		if len(params) > 0 {
-			fmt.Fprintf(w, "  params: %s\n", formatParams(params, ", "))
+			fmt.Fprintf(w, "  params: %s\n", plot.FormatParams(params, ", "))
 		}
 	}
 
@@ -357,10 +324,10 @@ func writeSummary(ctx context.Context, w io.Writer, st *storage.Store, study *st
 		fmt.Fprintf(w, "baseline: trial %d (%s) is %s\n", base.Number, baselineKind(spec, base), base.State)
 		return nil
 	}
-	fmt.Fprintf(w, "baseline: trial %d (%s), %s %s", base.Number, baselineKind(spec, base), obj, formatValue(base.Value))
+	fmt.Fprintf(w, "baseline: trial %d (%s), %s %s", base.Number, baselineKind(spec, base), obj, plot.FormatValue(base.Value))
 	baseAcc, baseHasAcc := attrFloat(base, "test_acc")
 	if baseHasAcc {
-		fmt.Fprintf(w, ", test acc %s", formatValue(baseAcc))
+		fmt.Fprintf(w, ", test acc %s", plot.FormatValue(baseAcc))
 	}
 	fmt.Fprintln(w)
 	if best == nil {
@@ -391,7 +358,7 @@ func baselineKind(spec *search.Spec, base *storage.Trial) string {
 		return "baseline"
 	}
 	if b, ok := floodLevel(spec, params); ok && b != 0 {
-		return "baseline at the spec's fixed flood level b = " + formatParam(b)
+		return "baseline at the spec's fixed flood level b = " + plot.FormatParam(b)
 	}
 	return "plain training, b = 0"
 }

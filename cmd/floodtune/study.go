@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"github.com/floodtune/floodtune/plot"
 	"io"
 	"math"
 	"os"
@@ -221,7 +222,7 @@ complete and running, and the best value so far.`,
 				if s.Budget > 0 {
 					budget = strconv.Itoa(s.Budget)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%d/%s\t%d\t%d\t%s\n", s.Name, s.Direction, counted, budget, counts[storage.Complete], counts[storage.Running], formatValue(best))
+				fmt.Fprintf(tw, "%s\t%s\t%d/%s\t%d\t%d\t%s\n", s.Name, s.Direction, counted, budget, counts[storage.Complete], counts[storage.Running], plot.FormatValue(best))
 			}
 			return tw.Flush()
 		},
@@ -352,7 +353,7 @@ The trial counts toward the study's budget.`,
 			if len(values) < len(spec.Space) {
 				rest = "; the other searched options will be sampled"
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "enqueued trial %d of study %q with %s%s\n", t.Number, study.Name, formatParams(values, " "), rest)
+			fmt.Fprintf(cmd.OutOrStdout(), "enqueued trial %d of study %q with %s%s\n", t.Number, study.Name, plot.FormatParams(values, " "), rest)
 			return nil
 		},
 	}

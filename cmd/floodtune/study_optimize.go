@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/floodtune/floodtune/plot"
 	"io"
 	"log/slog"
 	"os"
@@ -192,10 +193,10 @@ func (p *optimizeProgress) refresh() {
 		_ = p.bar.Set(max(counted-counts[storage.Running]-counts[storage.Waiting], 0))
 	}
 	if best, err := p.st.Best(p.ctx, p.study.ID); err == nil {
-		desc := "best " + formatValue(best.Value)
+		desc := "best " + plot.FormatValue(best.Value)
 		if params, err := trialParams(p.spec, best); err == nil {
 			if b, ok := floodLevel(p.spec, params); ok {
-				desc += " (b=" + formatParam(b) + ")"
+				desc += " (b=" + plot.FormatParam(b) + ")"
 			}
 		}
 		p.bar.Describe(desc)
@@ -219,10 +220,10 @@ func (p *optimizeProgress) trial(r search.Result) {
 	case r.State == storage.Fail && r.Err != nil:
 		line += ": " + oneLine(r.Err.Error())
 	default:
-		line += " value " + formatValue(r.Value)
+		line += " value " + plot.FormatValue(r.Value)
 	}
 	if len(r.Params) > 0 {
-		line += " " + formatParams(r.Params, " ")
+		line += " " + plot.FormatParams(r.Params, " ")
 	}
 	if t, err := p.st.TrialByNumber(p.ctx, p.study.ID, r.Number); err == nil && !t.StartedAt.IsZero() && !t.CompletedAt.IsZero() {
 		line += " (" + formatSeconds(t.CompletedAt.Sub(t.StartedAt)) + ")"

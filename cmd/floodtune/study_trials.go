@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/floodtune/floodtune/plot"
 	"io"
 	"sort"
 	"strconv"
@@ -177,12 +178,12 @@ func writeTrialsTable(w io.Writer, spec *search.Spec, trials []*storage.Trial) e
 	}
 	fmt.Fprintln(tw, strings.Join(append(head, "TEST_ACC", "NOTE"), "\t"))
 	for i, t := range trials {
-		row := []string{strconv.Itoa(t.Number), string(t.State), formatValue(t.Value)}
+		row := []string{strconv.Itoa(t.Number), string(t.State), plot.FormatValue(t.Value)}
 		for _, c := range cols {
-			row = append(row, formatParam(params[i][c]))
+			row = append(row, plot.FormatParam(params[i][c]))
 		}
 		acc, _ := attrFloat(t, "test_acc")
-		row = append(row, formatValue(acc), trialNote(t, numberOf))
+		row = append(row, plot.FormatValue(acc), trialNote(t, numberOf))
 		fmt.Fprintln(tw, strings.Join(row, "\t"))
 	}
 	return tw.Flush()

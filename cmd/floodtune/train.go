@@ -4,10 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/floodtune/floodtune/search"
 	"io"
 	"os"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/floodtune/floodtune/flood"
@@ -79,20 +78,6 @@ about 0.8 for MNIST with 20% noise.`,
 	return cmd
 }
 
-// parseWidths parses "500,500" into layer widths.
-func parseWidths(s string) ([]int, error) {
-	fields := strings.Split(s, ",")
-	widths := make([]int, 0, len(fields))
-	for _, f := range fields {
-		w, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil {
-			return nil, fmt.Errorf("hidden layers: %q is not a comma-separated list of widths such as 500,500", s)
-		}
-		widths = append(widths, w)
-	}
-	return widths, nil
-}
-
 func noArgs(cmd *cobra.Command, args []string) error {
 	if len(args) > 0 {
 		return badInput(fmt.Errorf("%s takes no arguments, got %q (flags start with --)", cmd.CommandPath(), args[0]))
@@ -119,7 +104,7 @@ func runTrain(cmd *cobra.Command, f *trainFlags) error {
 		return badInput(err)
 	}
 	f.cfg.Flood = method
-	if f.cfg.Hidden, err = parseWidths(f.hidden); err != nil {
+	if f.cfg.Hidden, err = search.ParseWidths(f.hidden); err != nil {
 		return badInput(err)
 	}
 	f.data.Seed = f.cfg.Seed

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/floodtune/floodtune/plot"
 	"math"
 	"strconv"
 	"time"
@@ -124,7 +125,7 @@ early, so its rerun, which trains every epoch, differs.`,
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "trial %d of study %q (%s), seed %d", number, study.Name, t.State, seed)
 			if len(params) > 0 {
-				fmt.Fprintf(out, ", %s", formatParams(params, " "))
+				fmt.Fprintf(out, ", %s", plot.FormatParams(params, " "))
 			}
 			fmt.Fprintln(out)
 			stored := "none"
@@ -132,7 +133,7 @@ early, so its rerun, which trains every epoch, differs.`,
 				stored = exactFloat(t.Value)
 			}
 			fmt.Fprintf(out, "stored %s: %s\n", obj, stored)
-			fmt.Fprintf(out, "rerun  %s: %s (test acc %s, %s)\n", obj, exactFloat(value), formatValue(res.TestAcc), formatSeconds(time.Duration(res.Seconds*float64(time.Second))))
+			fmt.Fprintf(out, "rerun  %s: %s (test acc %s, %s)\n", obj, exactFloat(value), plot.FormatValue(res.TestAcc), formatSeconds(time.Duration(res.Seconds*float64(time.Second))))
 			switch {
 			case identical:
 				fmt.Fprintln(out, "identical bit for bit: yes")
