@@ -11,7 +11,7 @@ TAGS     := $(if $(filter 1,$(OPENBLAS)),openblas,)
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS  := -X main.version=$(VERSION)
 
-.PHONY: all build test vet bench bench-step bench-go bench-storage demo results print-tags clean
+.PHONY: all build test test-reliability vet bench bench-step bench-go bench-storage demo results print-tags clean
 
 all: build
 
@@ -37,6 +37,12 @@ test: vet
 ifeq ($(TAGS),openblas)
 	$(GO) test -count=1 ./flood/ ./objective/ ./cmd/...
 endif
+
+# Real floodtune processes killed, frozen, interrupted and raced against a
+# real PostgreSQL (also part of make test).
+test-reliability:
+	scripts/ensure-postgres.sh
+	$(GO) test -count=1 -v ./reliability/
 
 # Benchmarks print figures; none of them passes or fails on a timing.
 bench: bench-step bench-go bench-storage

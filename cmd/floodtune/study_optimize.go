@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/floodtune/floodtune/search"
 	"github.com/floodtune/floodtune/storage"
@@ -23,6 +24,7 @@ import (
 func newStudyOptimizeCmd() *cobra.Command {
 	var workers int
 	var metricsAddr string
+	var lease, heartbeat time.Duration
 	cmd := &cobra.Command{
 		Use:   "optimize NAME [--workers N]",
 		Short: "Run a study's trials until its budget is spent",
@@ -54,15 +56,21 @@ to be retried once their lease expires.`,
 			if err := checkAddr(metricsAddr); err != nil {
 				return err
 			}
-			return runOptimize(cmd, a[0], workers, metricsAddr)
+			if heartbeat <= 0 || lease <= 2*heartbeat {
+				return badInput(fmt.Errorf("--lease (%v) must be more than twice --heartbeat (%v), which must be positive", lease, heartbeat))
+			}
+			return runOptimize(cmd, a[0], search.Options{Workers: workers, Grace: lease, Heartbeat: heartbeat}, metricsAddr)
 		},
 	}
 	cmd.Flags().IntVar(&workers, "workers", runtime.NumCPU(), "trials run at once in this process")
 	metricsFlag(cmd, &metricsAddr)
+	cmd.Flags().DurationVar(&lease, "lease", 30*time.Second, "how long a trial stays leased to a worker that stopped renewing it before any worker retries it")
+	cmd.Flags().DurationVar(&heartbeat, "heartbeat", 2*time.Second, "how often a running trial's lease is renewed")
 	return cmd
 }
 
-func runOptimize(cmd *cobra.Command, name string, workers int, metricsAddr string) error {
+func runOptimize(cmd *cobra.Command, name string, opts search.Options, metricsAddr string) error {
+	workers := opts.Workers
 	stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
 	st, err := openStorage(cmd)
 	if err != nil {
@@ -109,7 +117,8 @@ func runOptimize(cmd *cobra.Command, name string, workers int, metricsAddr strin
 	logger := slog.New(slog.NewTextHandler(prog, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	metricsCtx, stopMetrics := context.WithCancel(ctx)
 	m, metricsDone := serveMetrics(metricsCtx, metricsAddr, st, true, prog)
-	err = search.Optimize(ctx, st, study.Name, search.Options{Workers: workers, Logger: logger, OnTrial: prog.trial, Metrics: m})
+	opts.Logger, opts.OnTrial, opts.Metrics = logger, prog.trial, m
+	err = search.Optimize(ctx, st, study.Name, opts)
 	stopMetrics()
 	<-metricsDone
 	prog.finish()

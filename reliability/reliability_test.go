@@ -1,0 +1,363 @@
+package reliability
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/floodtune/floodtune/internal/pgtest"
+	"github.com/floodtune/floodtune/storage"
+	"github.com/jackc/pgx/v5"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "floodtune-reliability-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "floodtune")
+	build := exec.Command("go", "build", "-o", binary, "../cmd/floodtune")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build floodtune:", err)
+		os.Exit(1)
+	}
+	code := pgtest.Main(m)
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// spec is a study whose trials take a second or two: enough to kill,
+// freeze or interrupt a worker in the middle of one.
+const spec = `
+dataset: {name: gauss2d, train_size: 3000, val_size: 500, test_size: 2000, label_noise: 0.1}
+model: {hidden: [192, 192]}
+training: {optimizer: adam, lr: 0.005, batch_size: 50, epochs: 12}
+search: {sampler: tpe, trials: %d, seed: 11}
+space:
+  flood_level: {type: float, low: 0.0, high: 0.6}
+`
+
+// env is one scenario's database, study and processes.
+type env struct {
+	t     *testing.T
+	url   string
+	st    *storage.Store
+	study *storage.Study
+	dir   string
+}
+
+func newEnv(t *testing.T, budget int) *env {
+	t.Helper()
+	e := &env{t: t, url: pgtest.Schema(t), dir: t.TempDir()}
+	specFile := filepath.Join(e.dir, "spec.yaml")
+	if err := os.WriteFile(specFile, []byte(fmt.Sprintf(spec, budget)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(binary, "study", "create", "s", "--spec", specFile, "--storage", e.url).CombinedOutput(); err != nil {
+		t.Fatalf("study create: %v\n%s", err, out)
+	}
+	var err error
+	if e.st, err = storage.Open(context.Background(), e.url); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.st.Close() })
+	if e.study, err = e.st.StudyByName(context.Background(), "s"); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// worker is a floodtune study optimize process.
+type worker struct {
+	cmd    *exec.Cmd
+	out    bytes.Buffer
+	done   chan error
+	name   string
+}
+
+func (e *env) start(name string, args ...string) *worker {
+	e.t.Helper()
+	w := &worker{name: name, done: make(chan error, 1)}
+	all := append([]string{"study", "optimize", "s", "--storage", e.url, "--metrics-addr", "", "--workers", "1",
+		"--lease", "3s", "--heartbeat", "300ms"}, args...)
+	w.cmd = exec.Command(binary, all...)
+	w.cmd.Stdout, w.cmd.Stderr = &w.out, &w.out
+	if err := w.cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	go func() { w.done <- w.cmd.Wait() }()
+	e.t.Cleanup(func() {
+		_ = w.cmd.Process.Kill()
+		if e.t.Failed() {
+			e.t.Logf("output of %s:\n%s", w.name, w.out.String())
+		}
+	})
+	return w
+}
+
+// wait waits for the process to exit and returns its error.
+func (w *worker) wait(t *testing.T, timeout time.Duration) error {
+	t.Helper()
+	select {
+	case err := <-w.done:
+		return err
+	case <-time.After(timeout):
+		t.Fatalf("%s did not exit within %v", w.name, timeout)
+		return nil
+	}
+}
+
+// until polls cond until it holds or the timeout passes.
+func until(t *testing.T, timeout time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for time.Since(start) < timeout {
+		if cond() {
+			return time.Since(start)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s: not within %v", what, timeout)
+	return 0
+}
+
+func (e *env) trials() []*storage.Trial {
+	ts, err := e.st.Trials(context.Background(), e.study.ID)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return ts
+}
+
+// runningUnder returns a trial running under a worker whose name starts
+// with prefix, or nil.
+func (e *env) runningUnder(prefix string) *storage.Trial {
+	for _, t := range e.trials() {
+		if t.State == storage.Running && strings.HasPrefix(t.Worker, prefix) && len(t.Params) > 0 {
+			return t
+		}
+	}
+	return nil
+}
+
+// checkStudy checks what every scenario must leave: every number once, no
+// gaps, every trial in a final state, and the trials that count equal to
+// the budget.
+func (e *env) checkStudy(budget int) {
+	e.t.Helper()
+	counted := 0
+	for i, t := range e.trials() {
+		if t.Number != i {
+			e.t.Errorf("trial at position %d has number %d: a gap or a duplicate", i, t.Number)
+		}
+		if !t.State.Final() {
+			e.t.Errorf("trial %d is %s after the study ended", t.Number, t.State)
+		}
+		if t.RetriedBy == 0 {
+			counted++
+		}
+	}
+	if counted != budget {
+		e.t.Errorf("%d trials count toward the budget, want exactly %d", counted, budget)
+	}
+}
+
+
+func TestAKilledWorkersTrialIsRetried(t *testing.T) {
+	t.Parallel()
+	const budget = 6
+	e := newEnv(t, budget)
+	a := e.start("worker A")
+	var victim *storage.Trial
+	until(t, 60*time.Second, "worker A runs a trial", func() bool {
+		for _, tr := range e.trials() {
+			if tr.State == storage.Running && len(tr.Params) > 0 {
+				victim = tr
+				return true
+			}
+		}
+		return false
+	})
+	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	b := e.start("worker B")
+	var reaped time.Duration
+	until(t, 30*time.Second, "the killed worker's trial is failed and retried", func() bool {
+		tr, err := e.st.Trial(context.Background(), victim.ID)
+		if err == nil && tr.State == storage.Fail && tr.RetriedBy != 0 {
+			reaped = time.Since(killed)
+			return true
+		}
+		return false
+	})
+	t.Logf("trial %d reaped and retried %v after its worker was killed (lease 3s)", victim.Number, reaped.Round(10*time.Millisecond))
+	if reaped > 3*time.Second+2*time.Second {
+		t.Errorf("reaped after %v, want within the lease (3s) plus one reaper interval (1s) and a poll", reaped)
+	}
+	if err := b.wait(t, 3*time.Minute); err != nil {
+		t.Fatalf("worker B: %v", err)
+	}
+	e.checkStudy(budget)
+	failed, err := e.st.Trial(context.Background(), victim.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	retry, err := e.st.Trial(context.Background(), failed.RetriedBy)
+	if err != nil {
+		t.Fatalf("the retry of trial %d: %v", victim.Number, err)
+	}
+	if retry.Params["flood_level"].Value != victim.Params["flood_level"].Value || retry.State != storage.Complete {
+		t.Errorf("the retry of trial %d is %s with flood level %v, want complete with %v", victim.Number, retry.State,
+			retry.Params["flood_level"].Value, victim.Params["flood_level"].Value)
+	}
+}
+
+func TestEightWorkerProcessesRaceOnOneStudy(t *testing.T) {
+	t.Parallel()
+	const budget = 16
+	e := newEnv(t, budget)
+	var ws []*worker
+	for i := 0; i < 8; i++ {
+		ws = append(ws, e.start(fmt.Sprintf("worker %d", i)))
+	}
+	for _, w := range ws {
+		if err := w.wait(t, 4*time.Minute); err != nil {
+			t.Errorf("%s: %v", w.name, err)
+		}
+		if s := w.out.String(); strings.Contains(s, "deadlock") || strings.Contains(s, "panic") {
+			t.Errorf("%s reported: %s", w.name, s)
+		}
+	}
+	e.checkStudy(budget)
+	for _, tr := range e.trials() {
+		if tr.State != storage.Complete {
+			t.Errorf("trial %d is %s (%s)", tr.Number, tr.State, tr.SystemAttrs[storage.FailReasonAttr])
+		}
+	}
+}
+
+func TestAFrozenWorkersLateResultIsRejected(t *testing.T) {
+	t.Parallel()
+	const budget = 5
+	e := newEnv(t, budget)
+	a := e.start("worker A")
+	var frozen *storage.Trial
+	until(t, 60*time.Second, "worker A runs a trial", func() bool {
+		for _, tr := range e.trials() {
+			if tr.State == storage.Running && len(tr.Params) > 0 {
+				frozen = tr
+				return true
+			}
+		}
+		return false
+	})
+	if err := a.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	b := e.start("worker B")
+	until(t, 30*time.Second, "the frozen worker's trial is reaped and retried", func() bool {
+		tr, err := e.st.Trial(context.Background(), frozen.ID)
+		return err == nil && tr.State == storage.Fail && tr.RetriedBy != 0
+	})
+	if err := a.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.wait(t, 3*time.Minute); err != nil {
+		t.Fatalf("worker B: %v", err)
+	}
+	if err := a.wait(t, time.Minute); err != nil {
+		t.Fatalf("worker A after SIGCONT: %v", err)
+	}
+	after, err := e.st.Trial(context.Background(), frozen.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.State != storage.Fail || !strings.HasPrefix(after.SystemAttrs[storage.FailReasonAttr], "lease expired") {
+		t.Errorf("the frozen trial is %s (%q), want failed by the reaper: its late result must not stand", after.State, after.SystemAttrs[storage.FailReasonAttr])
+	}
+	retry, err := e.st.Trial(context.Background(), after.RetriedBy)
+	if err != nil || retry.State != storage.Complete {
+		t.Errorf("the retry is %v (%v), want complete", retry, err)
+	}
+	t.Logf("worker A said:\n%s", a.out.String())
+	if !strings.Contains(a.out.String(), "lost the lease") && !strings.Contains(a.out.String(), "no longer running under this worker") {
+		t.Errorf("worker A did not say it lost the lease:\n%s", a.out.String())
+	}
+	e.checkStudy(budget)
+}
+
+func TestSIGTERMHandsTheRunningTrialsBack(t *testing.T) {
+	t.Parallel()
+	const budget = 6
+	e := newEnv(t, budget)
+	a := e.start("worker A", "--workers", "2")
+	until(t, 60*time.Second, "worker A runs two trials", func() bool {
+		n := 0
+		for _, tr := range e.trials() {
+			if tr.State == storage.Running {
+				n++
+			}
+		}
+		return n == 2
+	})
+	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	if err := a.wait(t, 3*time.Second); err != nil {
+		t.Fatalf("worker A after SIGTERM: %v (want exit status 0)", err)
+	}
+	t.Logf("worker A exited %v after SIGTERM", time.Since(stopped).Round(10*time.Millisecond))
+	for _, tr := range e.trials() {
+		if tr.State == storage.Running {
+			t.Errorf("trial %d is still running after its worker stopped", tr.Number)
+		}
+	}
+	b := e.start("worker B", "--workers", "2")
+	if err := b.wait(t, 3*time.Minute); err != nil {
+		t.Fatalf("worker B: %v", err)
+	}
+	e.checkStudy(budget)
+}
+
+func TestWorkersRecoverWhenTheirConnectionsAreTerminated(t *testing.T) {
+	t.Parallel()
+	const budget = 8
+	e := newEnv(t, budget)
+	a, b := e.start("worker A"), e.start("worker B")
+	admin, err := pgx.Connect(context.Background(), e.url+"&application_name=reliability-admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	terminated := 0
+	for i := 0; i < 3; i++ {
+		time.Sleep(1500 * time.Millisecond)
+		var n int
+		if err := admin.QueryRow(context.Background(), `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+			WHERE application_name = 'floodtune' AND datname = current_database() AND pid <> pg_backend_pid()`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		terminated += n
+	}
+	t.Logf("terminated %d backend connections of the workers", terminated)
+	for _, w := range []*worker{a, b} {
+		if err := w.wait(t, 3*time.Minute); err != nil {
+			t.Errorf("%s: %v", w.name, err)
+		}
+	}
+	e.checkStudy(budget)
+}
