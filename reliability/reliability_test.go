@@ -80,10 +80,10 @@ func newEnv(t *testing.T, budget int) *env {
 
 // worker is a floodtune study optimize process.
 type worker struct {
-	cmd    *exec.Cmd
-	out    bytes.Buffer
-	done   chan error
-	name   string
+	cmd  *exec.Cmd
+	out  bytes.Buffer
+	done chan error
+	name string
 }
 
 func (e *env) start(name string, args ...string) *worker {
@@ -172,7 +172,6 @@ func (e *env) checkStudy(budget int) {
 		e.t.Errorf("%d trials count toward the budget, want exactly %d", counted, budget)
 	}
 }
-
 
 func TestAKilledWorkersTrialIsRetried(t *testing.T) {
 	t.Parallel()
