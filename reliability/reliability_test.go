@@ -360,3 +360,46 @@ func TestWorkersRecoverWhenTheirConnectionsAreTerminated(t *testing.T) {
 	}
 	e.checkStudy(budget)
 }
+
+// Not parallel: the restart cuts every connection of the test binary.
+func TestWorkersRecoverFromADatabaseRestart(t *testing.T) {
+	const budget = 10
+	e := newEnv(t, budget)
+	a, b := e.start("worker A"), e.start("worker B")
+	until(t, 60*time.Second, "a trial completes", func() bool {
+		for _, tr := range e.trials() {
+			if tr.State == storage.Complete {
+				return true
+			}
+		}
+		return false
+	})
+	completed := func() int {
+		n := 0
+		for _, tr := range e.trials() {
+			if tr.State == storage.Complete {
+				n++
+			}
+		}
+		return n
+	}
+	before := completed()
+	pgtest.Restart(t)
+	restarted := time.Now()
+	// The test's own store reconnects too.
+	var recovery time.Duration
+	until(t, 60*time.Second, "a trial completes after the restart", func() bool {
+		if completed() > before {
+			recovery = time.Since(restarted)
+			return true
+		}
+		return false
+	})
+	t.Logf("first trial completed %v after the database restart", recovery.Round(10*time.Millisecond))
+	for _, w := range []*worker{a, b} {
+		if err := w.wait(t, 3*time.Minute); err != nil {
+			t.Errorf("%s: %v", w.name, err)
+		}
+	}
+	e.checkStudy(budget)
+}

@@ -182,6 +182,10 @@ type server struct {
 	root   string        // temporary directory: data/, socket, log
 	cmd    *exec.Cmd     // the postmaster
 	exited chan struct{} // closed when cmd has exited
+	bin    string        // where postgres is
+	data   string        // the data directory
+	cred   *syscall.Credential
+	port   int
 }
 
 // exec runs one statement on a new admin connection.
@@ -298,8 +302,9 @@ func throwAway() (*server, error) {
 
 	// The port is free when chosen but may be taken before postgres binds
 	// it: then try another.
+	s.bin, s.data, s.cred = bin, data, cred
 	for attempt := 1; ; attempt++ {
-		err = s.launch(bin, data, cred)
+		err = s.launch(0)
 		if err == nil || attempt == 3 || !strings.Contains(err.Error(), "already in use") {
 			break
 		}
@@ -320,13 +325,18 @@ func throwAway() (*server, error) {
 	return s, nil
 }
 
-// launch starts postgres on a free port and waits until it accepts
-// connections.
-func (s *server) launch(bin, data string, cred *syscall.Credential) error {
-	port, err := freePort()
-	if err != nil {
-		return err
+// launch starts postgres on port (0: a free one) and waits until it
+// accepts connections.
+func (s *server) launch(port int) error {
+	bin, data, cred := s.bin, s.data, s.cred
+	if port == 0 {
+		p, err := freePort()
+		if err != nil {
+			return err
+		}
+		port = p
 	}
+	s.port = port
 	// A Unix socket path is limited to about 100 bytes; TCP is enough.
 	sockDir := s.root
 	if len(sockDir)+len("/.s.PGSQL.65535") > 100 {
@@ -427,6 +437,27 @@ func (s *server) shutdown() {
 		<-s.exited
 	}
 	s.cmd = nil
+}
+
+// Restart stops the test binary's throw-away server (a fast shutdown: every
+// connection is cut) and starts it again on the same port and data, as a
+// database restart in production does. A test that calls it must not run in
+// parallel with other tests of its binary. With FLOODTUNE_TEST_DATABASE_URL
+// set, the server is not pgtest's to restart: the test fails in CI and is
+// skipped elsewhere.
+func Restart(t testing.TB) {
+	t.Helper()
+	s := get(t)
+	if s.cmd == nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("pgtest: cannot restart the server of %s; unset it to test restarts", EnvDatabaseURL)
+		}
+		t.Skipf("pgtest: skipped, the server of %s is not pgtest's to restart", EnvDatabaseURL)
+	}
+	s.shutdown()
+	if err := s.launch(s.port); err != nil {
+		t.Fatalf("pgtest: restart the server: %v", err)
+	}
 }
 
 // setParentDeathSignal sets attr.Pdeathsig where the platform has it (Linux),

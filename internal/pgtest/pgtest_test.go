@@ -213,3 +213,30 @@ func TestRedact(t *testing.T) {
 		})
 	}
 }
+
+func TestRestartKeepsTheDataAndTheURL(t *testing.T) {
+	// Not parallel: the restart cuts every connection of the binary.
+	url := pgtest.Schema(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "CREATE TABLE kept (x int); INSERT INTO kept VALUES (42)"); err != nil {
+		t.Fatal(err)
+	}
+	pgtest.Restart(t)
+	if err := conn.Ping(ctx); err == nil {
+		t.Error("a connection from before the restart still works")
+	}
+	conn.Close(ctx)
+	conn, err = pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatalf("connect after the restart: %v", err)
+	}
+	defer conn.Close(ctx)
+	var x int
+	if err := conn.QueryRow(ctx, "SELECT x FROM kept").Scan(&x); err != nil || x != 42 {
+		t.Fatalf("after the restart: %d, %v", x, err)
+	}
+}
