@@ -11,7 +11,7 @@ TAGS     := $(if $(filter 1,$(OPENBLAS)),openblas,)
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS  := -X main.version=$(VERSION)
 
-.PHONY: all build test test-reliability vet bench bench-step bench-go bench-storage demo results print-tags clean
+.PHONY: all build test test-reliability fuzz vet bench bench-step bench-go bench-storage demo results print-tags clean
 
 all: build
 
@@ -37,6 +37,14 @@ test: vet
 ifeq ($(TAGS),openblas)
 	$(GO) test -count=1 ./flood/ ./objective/ ./cmd/...
 endif
+	$(MAKE) fuzz FUZZTIME=10s
+
+# The parsers of untrusted input, fuzzed for a bounded time (the corpus
+# seeds are in the tests).
+FUZZTIME ?= 1m
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParseSpec$$' -fuzztime $(FUZZTIME) ./search/
+	$(GO) test -run '^$$' -fuzz '^FuzzRedact$$' -fuzztime $(FUZZTIME) ./storage/
 
 # Real floodtune processes killed, frozen, interrupted and raced against a
 # real PostgreSQL (also part of make test).
