@@ -403,3 +403,94 @@ func TestWorkersRecoverFromADatabaseRestart(t *testing.T) {
 	}
 	e.checkStudy(budget)
 }
+
+func TestDivergingTrialsFailWithTheirReasonAndTheWorkerGoesOn(t *testing.T) {
+	t.Parallel()
+	const budget = 6
+	e := newEnv(t, budget)
+	// Re-create the study with learning rates up to 1e4: SGD diverges there.
+	specFile := filepath.Join(e.dir, "diverge.yaml")
+	if err := os.WriteFile(specFile, []byte(`
+dataset: {name: gauss2d, train_size: 500, val_size: 100, test_size: 500}
+model: {hidden: [32]}
+training: {optimizer: sgd, batch_size: 50, epochs: 5}
+search: {sampler: random, trials: 6, seed: 3, baseline: false}
+space:
+  lr: {type: float, low: 0.01, high: 10000, log: true}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(binary, "study", "create", "diverge", "--spec", specFile, "--storage", e.url).CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	w := &worker{name: "worker", done: make(chan error, 1)}
+	w.cmd = exec.Command(binary, "study", "optimize", "diverge", "--storage", e.url, "--metrics-addr", "", "--workers", "2")
+	w.cmd.Stdout, w.cmd.Stderr = &w.out, &w.out
+	if err := w.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { w.done <- w.cmd.Wait() }()
+	if err := w.wait(t, 2*time.Minute); err != nil {
+		t.Fatalf("the worker stopped: %v\n%s", err, w.out.String())
+	}
+	study, err := e.st.StudyByName(context.Background(), "diverge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	trials, err := e.st.Trials(context.Background(), study.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	diverged := 0
+	for _, tr := range trials {
+		reason := tr.SystemAttrs[storage.FailReasonAttr]
+		switch tr.State {
+		case storage.Fail:
+			if !strings.Contains(reason, "diverged at epoch") {
+				t.Errorf("trial %d failed with %q, want a divergence", tr.Number, reason)
+			}
+			diverged++
+		case storage.Complete:
+		default:
+			t.Errorf("trial %d is %s", tr.Number, tr.State)
+		}
+	}
+	if len(trials) != 6 || diverged == 0 {
+		t.Fatalf("%d trials, %d diverged: want 6 with some diverged (lr up to 1e4)", len(trials), diverged)
+	}
+	t.Logf("%d of 6 trials diverged and failed with their reason; the worker finished the study", diverged)
+}
+
+func TestThePasswordNeverAppearsInAnyOutput(t *testing.T) {
+	t.Parallel()
+	const secret = "Sup3rS3cretPassw0rd"
+	e := newEnv(t, 3)
+	// The throw-away server trusts local connections, so the password is
+	// never needed, but every part of floodtune sees it in the URL.
+	u := strings.Replace(e.url, "postgres@", "postgres:"+secret+"@", 1)
+	if u == e.url {
+		t.Skip("the server URL has no user to add a password to")
+	}
+	var all strings.Builder
+	run := func(args ...string) {
+		out, _ := exec.Command(binary, append(args, "--storage", u)...).CombinedOutput()
+		all.Write(out)
+	}
+	run("study", "optimize", "s", "--workers", "2", "--metrics-addr", "")
+	run("study", "show", "s")
+	run("study", "list")
+	run("study", "trials", "s", "--format", "json")
+	run("study", "best", "s", "--format", "json")
+	run("migrate", "status")
+	run("study", "show", "no-such-study")
+	run("study", "create", "s", "--spec", "/nonexistent")
+	bad := strings.Replace(u, "127.0.0.1", "127.0.0.1:1", 1) // a port where nothing listens
+	out, _ := exec.Command(binary, "study", "list", "--storage", bad).CombinedOutput()
+	all.Write(out)
+	if strings.Contains(all.String(), secret) {
+		t.Fatalf("the password appears in floodtune's output:\n%s", all.String())
+	}
+	if !strings.Contains(all.String(), "xxxxx") {
+		t.Errorf("no output showed the redacted URL; the test did not exercise an error with the URL:\n%s", all.String())
+	}
+}
