@@ -88,8 +88,14 @@ type worker struct {
 
 func (e *env) start(name string, args ...string) *worker {
 	e.t.Helper()
+	return e.startStudy("s", name, args...)
+}
+
+// startStudy starts a worker process on study.
+func (e *env) startStudy(study, name string, args ...string) *worker {
+	e.t.Helper()
 	w := &worker{name: name, done: make(chan error, 1)}
-	all := append([]string{"study", "optimize", "s", "--storage", e.url, "--metrics-addr", "", "--workers", "1",
+	all := append([]string{"study", "optimize", study, "--storage", e.url, "--metrics-addr", "", "--workers", "1",
 		"--lease", "3s", "--heartbeat", "300ms"}, args...)
 	w.cmd = exec.Command(binary, all...)
 	w.cmd.Stdout, w.cmd.Stderr = &w.out, &w.out
@@ -140,15 +146,21 @@ func (e *env) trials() []*storage.Trial {
 	return ts
 }
 
-// runningUnder returns a trial running under a worker whose name starts
-// with prefix, or nil.
-func (e *env) runningUnder(prefix string) *storage.Trial {
+// runningTrial returns a running trial that already has its parameters,
+// or nil.
+func (e *env) runningTrial() *storage.Trial {
 	for _, t := range e.trials() {
-		if t.State == storage.Running && strings.HasPrefix(t.Worker, prefix) && len(t.Params) > 0 {
+		if t.State == storage.Running && len(t.Params) > 0 {
 			return t
 		}
 	}
 	return nil
+}
+
+// retried reports whether trial id was failed and retried.
+func (e *env) retried(id int64) bool {
+	tr, err := e.st.Trial(context.Background(), id)
+	return err == nil && tr.State == storage.Fail && tr.RetriedBy != 0
 }
 
 // checkStudy checks what every scenario must leave: every number once, no
@@ -180,28 +192,16 @@ func TestAKilledWorkersTrialIsRetried(t *testing.T) {
 	a := e.start("worker A")
 	var victim *storage.Trial
 	until(t, 60*time.Second, "worker A runs a trial", func() bool {
-		for _, tr := range e.trials() {
-			if tr.State == storage.Running && len(tr.Params) > 0 {
-				victim = tr
-				return true
-			}
-		}
-		return false
+		victim = e.runningTrial()
+		return victim != nil
 	})
 	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	killed := time.Now()
 	b := e.start("worker B")
-	var reaped time.Duration
-	until(t, 30*time.Second, "the killed worker's trial is failed and retried", func() bool {
-		tr, err := e.st.Trial(context.Background(), victim.ID)
-		if err == nil && tr.State == storage.Fail && tr.RetriedBy != 0 {
-			reaped = time.Since(killed)
-			return true
-		}
-		return false
-	})
+	until(t, 30*time.Second, "the killed worker's trial is failed and retried", func() bool { return e.retried(victim.ID) })
+	reaped := time.Since(killed)
 	t.Logf("trial %d reaped and retried %v after its worker was killed (lease 3s)", victim.Number, reaped.Round(10*time.Millisecond))
 	if reaped > 3*time.Second+2*time.Second {
 		t.Errorf("reaped after %v, want within the lease (3s) plus one reaper interval (1s) and a poll", reaped)
@@ -255,22 +255,14 @@ func TestAFrozenWorkersLateResultIsRejected(t *testing.T) {
 	a := e.start("worker A")
 	var frozen *storage.Trial
 	until(t, 60*time.Second, "worker A runs a trial", func() bool {
-		for _, tr := range e.trials() {
-			if tr.State == storage.Running && len(tr.Params) > 0 {
-				frozen = tr
-				return true
-			}
-		}
-		return false
+		frozen = e.runningTrial()
+		return frozen != nil
 	})
 	if err := a.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	b := e.start("worker B")
-	until(t, 30*time.Second, "the frozen worker's trial is reaped and retried", func() bool {
-		tr, err := e.st.Trial(context.Background(), frozen.ID)
-		return err == nil && tr.State == storage.Fail && tr.RetriedBy != 0
-	})
+	until(t, 30*time.Second, "the frozen worker's trial is reaped and retried", func() bool { return e.retried(frozen.ID) })
 	if err := a.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
@@ -423,13 +415,7 @@ space:
 	if out, err := exec.Command(binary, "study", "create", "diverge", "--spec", specFile, "--storage", e.url).CombinedOutput(); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	w := &worker{name: "worker", done: make(chan error, 1)}
-	w.cmd = exec.Command(binary, "study", "optimize", "diverge", "--storage", e.url, "--metrics-addr", "", "--workers", "2")
-	w.cmd.Stdout, w.cmd.Stderr = &w.out, &w.out
-	if err := w.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { w.done <- w.cmd.Wait() }()
+	w := e.startStudy("diverge", "worker", "--workers", "2")
 	if err := w.wait(t, 2*time.Minute); err != nil {
 		t.Fatalf("the worker stopped: %v\n%s", err, w.out.String())
 	}
