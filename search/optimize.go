@@ -287,13 +287,13 @@ func (r *runner) runTrial(ctx context.Context, gs, gp *goptuna.Study, worker str
 	res = Result{Number: t.Number, Value: math.NaN()}
 	m, start := r.opts.Metrics, time.Now()
 	tctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		r.heartbeat(tctx, cancel, t.ID, worker)
 	}()
+	// Stop the heartbeat, then wait for it, on every return.
 	defer wg.Wait()
 	defer cancel(nil)
 
