@@ -32,6 +32,10 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build floodtune:", err)
 		os.Exit(1)
 	}
+	if err := buildSkewed(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	code := pgtest.Main(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -94,10 +98,17 @@ func (e *env) start(name string, args ...string) *worker {
 // startStudy starts a worker process on study.
 func (e *env) startStudy(study, name string, args ...string) *worker {
 	e.t.Helper()
-	w := &worker{name: name, done: make(chan error, 1)}
-	all := append([]string{"study", "optimize", study, "--storage", e.url, "--metrics-addr", "", "--workers", "1",
-		"--lease", "3s", "--heartbeat", "300ms"}, args...)
-	w.cmd = exec.Command(binary, all...)
+	return e.launch(exec.Command(binary), study, name, args...)
+}
+
+// launch starts cmd (a floodtune binary, or a command that runs one, with
+// its environment) as a worker process on study: the arguments of study
+// optimize follow cmd's own.
+func (e *env) launch(cmd *exec.Cmd, study, name string, args ...string) *worker {
+	e.t.Helper()
+	w := &worker{name: name, done: make(chan error, 1), cmd: cmd}
+	w.cmd.Args = append(append(w.cmd.Args, "study", "optimize", study, "--storage", e.url, "--metrics-addr", "",
+		"--workers", "1", "--lease", "3s", "--heartbeat", "300ms"), args...)
 	w.cmd.Stdout, w.cmd.Stderr = &w.out, &w.out
 	if err := w.cmd.Start(); err != nil {
 		e.t.Fatal(err)
