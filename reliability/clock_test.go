@@ -87,7 +87,7 @@ func (e *env) startSkewed(name string, skew time.Duration) *worker {
 	e.t.Helper()
 	cmd := exec.Command(skewedBinary)
 	cmd.Env = append(os.Environ(), skewEnv+"="+strconv.FormatInt(int64(skew/time.Second), 10))
-	return e.launch(cmd, "s", name)
+	return e.launch(cmd, e.url, "s", name)
 }
 
 // TestAWorkerWithASkewedClockNeitherReapsNorIsReaped runs two workers whose

@@ -3,6 +3,9 @@ package reliability
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -20,15 +23,23 @@ import (
 func TestTheReaperRacingACompletionLeavesOneOutcome(t *testing.T) {
 	t.Parallel()
 	const (
-		budget = 24
+		budget = 10
 		epochs = 12 // of spec
 		lease  = 3 * time.Second
 		rounds = 6
 	)
 	e := newEnv(t, budget)
+	// B works on a study of its own: its reaper serves the whole database,
+	// and A alone spends the budget of s, one raced trial per round.
+	specFile := filepath.Join(e.dir, "other.yaml")
+	if err := os.WriteFile(specFile, []byte(fmt.Sprintf(spec, 1000)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(binary, "study", "create", "other", "--spec", specFile, "--storage", e.url).CombinedOutput(); err != nil {
+		t.Fatalf("study create: %v\n%s", err, out)
+	}
 	a := e.start("worker A")
-	b := e.start("worker B")
-	ofA := fmt.Sprintf("-%d/", a.cmd.Process.Pid)
+	b := e.startStudy("other", "worker B")
 
 	// Resume the frozen worker at these offsets from the expiry of its
 	// lease: the reaper ticks once a second, so the earlier ones mostly
@@ -38,13 +49,14 @@ func TestTheReaperRacingACompletionLeavesOneOutcome(t *testing.T) {
 	completed, reaped := 0, 0
 	var won []*storage.Trial // completed by A in a race
 	for round := 0; round < rounds; round++ {
-		// A trial of A in its last two epochs: little training is left
-		// when A resumes, so its result follows at once.
+		// A first run (a retry may not be retried again) in its last two
+		// epochs: little training is left when A resumes, so its result
+		// follows at once.
 		var victim *storage.Trial
 		deadline := time.Now().Add(60 * time.Second)
 		for victim == nil && time.Now().Before(deadline) {
 			for _, tr := range e.trials() {
-				if tr.State == storage.Running && strings.Contains(tr.Worker, ofA) && len(tr.Intermediate) >= epochs-2 {
+				if tr.State == storage.Running && tr.Attempt == 0 && len(tr.Intermediate) >= epochs-2 {
 					victim = tr
 				}
 			}
@@ -101,10 +113,14 @@ func TestTheReaperRacingACompletionLeavesOneOutcome(t *testing.T) {
 		}
 		t.Logf("round %d: resumed %+v from the lease's expiry: trial %d %s", round+1, offset, final.Number, final.State)
 	}
-	for _, w := range []*worker{a, b} {
-		if err := w.wait(t, 4*time.Minute); err != nil {
-			t.Errorf("%s: %v", w.name, err)
-		}
+	if err := a.wait(t, 4*time.Minute); err != nil {
+		t.Errorf("worker A: %v", err)
+	}
+	if err := b.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.wait(t, time.Minute); err != nil {
+		t.Errorf("worker B after SIGTERM: %v", err)
 	}
 	e.checkStudy(budget)
 	// The reaper ticked many times since: a completed trial stays so.

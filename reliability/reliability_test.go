@@ -63,7 +63,13 @@ type env struct {
 
 func newEnv(t *testing.T, budget int) *env {
 	t.Helper()
-	e := &env{t: t, url: pgtest.Schema(t), dir: t.TempDir()}
+	return newEnvAt(t, pgtest.Schema(t), budget)
+}
+
+// newEnvAt is newEnv on the database of dbURL.
+func newEnvAt(t *testing.T, dbURL string, budget int) *env {
+	t.Helper()
+	e := &env{t: t, url: dbURL, dir: t.TempDir()}
 	specFile := filepath.Join(e.dir, "spec.yaml")
 	if err := os.WriteFile(specFile, []byte(fmt.Sprintf(spec, budget)), 0o644); err != nil {
 		t.Fatal(err)
@@ -98,16 +104,16 @@ func (e *env) start(name string, args ...string) *worker {
 // startStudy starts a worker process on study.
 func (e *env) startStudy(study, name string, args ...string) *worker {
 	e.t.Helper()
-	return e.launch(exec.Command(binary), study, name, args...)
+	return e.launch(exec.Command(binary), e.url, study, name, args...)
 }
 
 // launch starts cmd (a floodtune binary, or a command that runs one, with
-// its environment) as a worker process on study: the arguments of study
-// optimize follow cmd's own.
-func (e *env) launch(cmd *exec.Cmd, study, name string, args ...string) *worker {
+// its environment) as a worker process on study in the database of
+// storageURL: the arguments of study optimize follow cmd's own.
+func (e *env) launch(cmd *exec.Cmd, storageURL, study, name string, args ...string) *worker {
 	e.t.Helper()
 	w := &worker{name: name, done: make(chan error, 1), cmd: cmd}
-	w.cmd.Args = append(append(w.cmd.Args, "study", "optimize", study, "--storage", e.url, "--metrics-addr", "",
+	w.cmd.Args = append(append(w.cmd.Args, "study", "optimize", study, "--storage", storageURL, "--metrics-addr", "",
 		"--workers", "1", "--lease", "3s", "--heartbeat", "300ms"), args...)
 	w.cmd.Stdout, w.cmd.Stderr = &w.out, &w.out
 	if err := w.cmd.Start(); err != nil {

@@ -145,47 +145,92 @@ func TestRedact(t *testing.T) {
 	})
 }
 
+// passwords returns the long passwords that url.Parse finds in raw and that
+// the URL without its passwords does not show by chance ("a" is in
+// "postgres").
+func passwords(raw string) []string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil
+	}
+	var all []string
+	if p, ok := u.User.Password(); ok {
+		all = append(all, p)
+	}
+	all = append(all, u.Query()["password"]...)
+	bare := *u
+	bare.User = nil
+	if u.User != nil {
+		bare.User = url.User(u.User.Username())
+	}
+	q := bare.Query()
+	q.Del("password")
+	bare.RawQuery = q.Encode()
+	var out []string
+	for _, p := range all {
+		if len(p) >= 6 && !strings.Contains(bare.String(), p) && !strings.Contains(raw, p+p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// urlSeeds start the fuzz tests of storage URLs.
+var urlSeeds = []string{
+	"postgres://ann:" + secret + "@db:5432/floodtune",
+	"postgres://ann@db/f?password=" + secret + "&sslmode=disable",
+	"postgres://ann:p%40ss@db/f?password=x%26y",
+	"postgresql://:pw@/f",
+	"sqlite:floodtune.db",
+	"postgres://a:b@c/d?password=e&password=f",
+	"postgres://ann:" + secret + "@db:99999/f",
+	"postgres://ann:" + secret + "@[::1/f",
+	"postgres://ann:" + secret + "@db/f?sslmode=bogus",
+	"postgres://ann:" + secret + "@db/f?connect_timeout=x",
+	"postgres://ann:" + secret + "@h1:1,h2:2/f?target_session_attrs=any",
+}
+
 // FuzzRedact checks that a password that url.Parse finds never survives
 // Redact, whatever else is in the URL.
 func FuzzRedact(f *testing.F) {
-	for _, seed := range []string{
-		"postgres://ann:" + secret + "@db:5432/floodtune",
-		"postgres://ann@db/f?password=" + secret + "&sslmode=disable",
-		"postgres://ann:p%40ss@db/f?password=x%26y",
-		"postgresql://:pw@/f",
-		"sqlite:floodtune.db",
-		"postgres://a:b@c/d?password=e&password=f",
-	} {
+	for _, seed := range urlSeeds {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
-		u, err := url.Parse(raw)
-		if err != nil {
-			return
-		}
 		got := storage.Redact(raw)
-		var secrets []string
-		if p, ok := u.User.Password(); ok {
-			secrets = append(secrets, p)
-		}
-		secrets = append(secrets, u.Query()["password"]...)
-		// What the URL shows besides its passwords may contain them by
-		// chance ("a" in "postgres"): check long passwords only, and only
-		// where the URL without its passwords does not show them.
-		bare := *u
-		bare.User = nil
-		if u.User != nil {
-			bare.User = url.User(u.User.Username())
-		}
-		q := bare.Query()
-		q.Del("password")
-		bare.RawQuery = q.Encode()
-		for _, p := range secrets {
-			if len(p) < 6 || strings.Contains(bare.String(), p) || strings.Contains(raw, p+p) {
-				continue
-			}
+		for _, p := range passwords(raw) {
 			if strings.Contains(got, p) {
 				t.Errorf("Redact(%q) = %q shows the password %q", raw, got, p)
+			}
+		}
+	})
+}
+
+// FuzzOpenURL parses PostgreSQL URLs as Open does (with a cancelled
+// context, so nothing is dialled): whatever the URL, Open returns an error
+// of one line that shows none of its passwords, and never panics.
+func FuzzOpenURL(f *testing.F) {
+	for _, seed := range urlSeeds {
+		f.Add(seed)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	f.Fuzz(func(t *testing.T, raw string) {
+		if !strings.HasPrefix(raw, "postgres://") && !strings.HasPrefix(raw, "postgresql://") {
+			raw = "postgres://" + strings.TrimPrefix(raw, "sqlite:")
+		}
+		st, err := storage.Open(ctx, raw)
+		if err == nil {
+			st.Close()
+			t.Fatalf("Open(%q) with a cancelled context succeeded", raw)
+		}
+		msg := err.Error()
+		if strings.ContainsAny(msg, "\n\r") {
+			t.Errorf("Open(%q) = an error of several lines: %q", raw, msg)
+		}
+		for _, p := range passwords(raw) {
+			if strings.Contains(msg, p) {
+				t.Errorf("Open(%q) = %q shows the password %q", raw, msg, p)
 			}
 		}
 	})

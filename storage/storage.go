@@ -9,8 +9,10 @@ import (
 	"math"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -291,7 +293,25 @@ func redactErr(err error, rawURL string) string {
 	for _, secret := range secrets(rawURL) {
 		msg = strings.ReplaceAll(msg, secret, "xxxxx")
 	}
-	return msg
+	return oneLine(msg)
+}
+
+// oneLine escapes the control characters of s, such as those of a URL that
+// an error quotes, so that a message stays one line of plain text.
+func oneLine(s string) string {
+	if !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		} else {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 func secrets(rawURL string) []string {
@@ -301,8 +321,10 @@ func secrets(rawURL string) []string {
 			out = append(out, p, url.QueryEscape(p), url.PathEscape(p))
 		}
 		for _, k := range []string{"password", "sslpassword"} {
-			if p := u.Query().Get(k); p != "" {
-				out = append(out, p)
+			for _, p := range u.Query()[k] {
+				if p != "" {
+					out = append(out, p)
+				}
 			}
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/exec"
@@ -186,6 +187,7 @@ type server struct {
 	data   string        // the data directory
 	cred   *syscall.Credential
 	port   int
+	listen []netip.Prefix // besides 127.0.0.1 (see Dedicated)
 }
 
 // exec runs one statement on a new admin connection.
@@ -259,8 +261,10 @@ func serverVersion(ctx context.Context, connURL string) (string, error) {
 // behind by a dead binary.
 const tmpPrefix = "floodtune-pgtest-"
 
-// throwAway initialises and starts a server in a temporary directory.
-func throwAway() (*server, error) {
+// throwAway initialises and starts a server in a temporary directory. It
+// listens on 127.0.0.1 and on the address of each of listen, and trusts
+// 127.0.0.1 and, if listen is not empty, the networks of listen.
+func throwAway(listen ...netip.Prefix) (*server, error) {
 	t0 := time.Now()
 	bin, err := findBinDir()
 	if err != nil {
@@ -298,11 +302,16 @@ func throwAway() (*server, error) {
 	if out, err := initdb.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("%s: %w\n%s", strings.Join(initdb.Args, " "), err, out)
 	}
+	if len(listen) > 0 {
+		if err := trustOnly(data, listen); err != nil {
+			return nil, err
+		}
+	}
 	tInit := time.Since(t0)
 
 	// The port is free when chosen but may be taken before postgres binds
 	// it: then try another.
-	s.bin, s.data, s.cred = bin, data, cred
+	s.bin, s.data, s.cred, s.listen = bin, data, cred, listen
 	for attempt := 1; ; attempt++ {
 		err = s.launch(0)
 		if err == nil || attempt == 3 || !strings.Contains(err.Error(), "already in use") {
@@ -347,8 +356,12 @@ func (s *server) launch(port int) error {
 	if err != nil {
 		return fmt.Errorf("create the server log: %w", err)
 	}
+	addrs := []string{"127.0.0.1"}
+	for _, p := range s.listen {
+		addrs = append(addrs, p.Addr().String())
+	}
 	cmd := exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-p", strconv.Itoa(port), "-k", sockDir,
-		"-c", "listen_addresses=127.0.0.1",
+		"-c", "listen_addresses="+strings.Join(addrs, ","),
 		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
 		"-c", "max_connections=200")
 	cmd.Dir = s.root
