@@ -145,13 +145,17 @@ func (d *dialect) idList(ids []int64) any {
 func (d *dialect) older(col string, n int) string { return fmt.Sprintf(d.olderThan, col, n) }
 
 // retry runs op, again after a transient error (with exponential backoff and
-// jitter), up to the store's retry count. op must be safe to run again after
-// a transient error: a transaction that failed that way did not commit.
+// jitter, at most a second apart), until op has been failing for the store's
+// retry window: a server restart or a burst of cut connections is waited
+// out, a server that stays away is reported. op must be safe to run again
+// after a transient error: a transaction that failed that way did not
+// commit.
 func (s *Store) retry(ctx context.Context, what string, op func(context.Context) error) error {
 	delay := 10 * time.Millisecond
-	for attempt := 0; ; attempt++ {
+	start := time.Now()
+	for {
 		err := op(ctx)
-		if err == nil || attempt >= s.retries || !s.retryable(err) || ctx.Err() != nil {
+		if err == nil || time.Since(start) >= s.retryFor || !s.retryable(err) || ctx.Err() != nil {
 			if err != nil {
 				return fmt.Errorf("%s: %w", what, err)
 			}

@@ -133,15 +133,22 @@ type NewTrial struct {
 	SystemAttrs  map[string]string
 }
 
+// retryWindow is how long an operation is retried after transient errors
+// (a lost connection, a serialization failure, a busy database) before its
+// error is returned.
+const retryWindow = 15 * time.Second
+
 // Store is a study and trial store on one database. It is safe for
 // concurrent use.
 type Store struct {
-	db      *sql.DB
-	pool    *pgxpool.Pool // PostgreSQL only
-	d       *dialect
-	url     string // redacted
-	retries int
-	final   *finalCache
+	db   *sql.DB
+	pool *pgxpool.Pool // PostgreSQL only
+	d    *dialect
+	url  string // redacted
+	// retryFor bounds how long an operation is retried after transient
+	// errors.
+	retryFor time.Duration
+	final    *finalCache
 }
 
 // Option configures Open.
@@ -209,7 +216,7 @@ func openPostgres(ctx context.Context, rawURL string) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("connect to %s: %v", red, redactErr(err, rawURL))
 	}
-	return &Store{db: stdlib.OpenDBFromPool(pool), pool: pool, d: postgresDialect, url: red, retries: 5, final: newFinalCache()}, nil
+	return &Store{db: stdlib.OpenDBFromPool(pool), pool: pool, d: postgresDialect, url: red, retryFor: retryWindow, final: newFinalCache()}, nil
 }
 
 func openSQLite(ctx context.Context, path string) (*Store, error) {
@@ -235,7 +242,7 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	if path == ":memory:" {
 		db.SetMaxOpenConns(1)
 	}
-	st := &Store{db: db, d: sqliteDialect, url: "sqlite:" + path, retries: 8, final: newFinalCache()}
+	st := &Store{db: db, d: sqliteDialect, url: "sqlite:" + path, retryFor: retryWindow, final: newFinalCache()}
 	// A new connection switches the file to WAL, which can meet another
 	// process doing the same and be refused as busy: try again.
 	if err := st.retry(ctx, "open sqlite:"+path, func(ctx context.Context) error { return db.PingContext(ctx) }); err != nil {
