@@ -23,6 +23,10 @@ type Config struct {
 	Flood       flood.Method `json:"flood"`
 	FloodLevel  float64      `json:"flood_level"`
 	Seed        int64        `json:"seed"` // model initialisation and batch order
+	// TestCurve evaluates the test split after every epoch as well, for
+	// learning curves (EpochReport.TestLoss and TestAcc). Training never
+	// reads them.
+	TestCurve bool `json:"test_curve,omitempty"`
 }
 
 // Limits that protect the machine from a typo.
@@ -116,6 +120,9 @@ type EpochReport struct {
 	TrainAcc  float64 `json:"train_acc"`
 	ValLoss   float64 `json:"val_loss"`
 	ValAcc    float64 `json:"val_acc"`
+	// TestLoss and TestAcc are the test split's, with Config.TestCurve only.
+	TestLoss float64 `json:"test_loss,omitempty"`
+	TestAcc  float64 `json:"test_acc,omitempty"`
 	// AscentFraction is the share of this epoch's steps that ascended.
 	AscentFraction float64 `json:"ascent_fraction"`
 	Seconds        float64 `json:"seconds"` // this epoch, evaluation included
@@ -187,6 +194,11 @@ func Train(ctx context.Context, d *Data, c Config, onEpoch EpochFunc) (*Result, 
 		}
 		if !finite(rep.ValLoss) {
 			return res, &DivergedError{Epoch: epoch, Loss: rep.ValLoss}
+		}
+		if c.TestCurve {
+			if rep.TestLoss, rep.TestAcc, err = tr.evaluate(ctx, &d.Test); err != nil {
+				return res, err
+			}
 		}
 		rep.Seconds = time.Since(te).Seconds()
 		res.History = append(res.History, rep)

@@ -119,6 +119,10 @@ type Data struct {
 	// Curves are the learning curves of the TopCurves best complete trials
 	// that have intermediate values, the best first.
 	Curves []Curve
+	// TestLoss and TrainLoss are the per-epoch test and training losses of
+	// the trials that recorded them (training.test_curve), by flood level;
+	// at most MaxLossCurves each, spread over the flood levels.
+	TestLoss, TrainLoss []Curve
 	// Trials holds every trial, by number, for the table.
 	Trials []Row
 	// Counts counts the trials by state.
@@ -242,6 +246,11 @@ func Prepare(study Study, trials []*storage.Trial) (*Data, error) {
 	for _, t := range candidates {
 		d.Curves = append(d.Curves, Curve{Number: t.Number, FloodLevel: levels[t.Number], Value: t.Value,
 			Best: t == best, Baseline: t == baseline, Points: curvePoints(t)})
+	}
+	d.TestLoss = lossCurves(sorted, levels, testLossCurveAttr, best, baseline)
+	if len(d.TestLoss) > 0 {
+		// Beside the test loss, what flooding does to the training loss.
+		d.TrainLoss = lossCurves(sorted, levels, trainLossCurveAttr, best, baseline)
 	}
 	return d, nil
 }
@@ -589,7 +598,8 @@ func (f *figure) writeTo(w io.Writer, format Format) error {
 	return err
 }
 
-// figures builds the three figures.
+// figures builds the three figures, and the loss curves' when trials
+// recorded them.
 func (d *Data) figures() ([]*figure, error) {
 	var figs []*figure
 	for _, build := range []func() (*figure, error){d.accuracyFigure, d.historyFigure, d.curvesFigure} {
@@ -599,7 +609,8 @@ func (d *Data) figures() ([]*figure, error) {
 		}
 		figs = append(figs, f)
 	}
-	return figs, nil
+	loss, err := d.lossFigures()
+	return append(figs, loss...), err
 }
 
 // objectiveLabel names a study's objective on an axis, with its unit.

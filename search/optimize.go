@@ -447,6 +447,17 @@ func (r *runner) train(ctx context.Context, t *Trial) (float64, error) {
 		return t.Report(e.Epoch, v)
 	})
 	if res != nil {
+		curves := map[string]func(objective.EpochReport) float64{
+			TrainLossCurveAttr: func(e objective.EpochReport) float64 { return e.TrainLoss },
+			ValLossCurveAttr:   func(e objective.EpochReport) float64 { return e.ValLoss },
+		}
+		if t.Config.TestCurve {
+			curves[TestLossCurveAttr] = func(e objective.EpochReport) float64 { return e.TestLoss }
+			curves[TestAccCurveAttr] = func(e objective.EpochReport) float64 { return e.TestAcc }
+		}
+		for name, f := range curves {
+			t.Attrs[name] = FormatCurve(res.History, f)
+		}
 		t.Attrs["ascent_fraction"] = strconv.FormatFloat(res.AscentFraction, 'g', -1, 64)
 		t.Attrs["epochs"] = strconv.Itoa(res.Epochs)
 		t.Attrs["seconds"] = strconv.FormatFloat(res.Seconds, 'g', 6, 64)

@@ -55,6 +55,10 @@ type TrainingSpec struct {
 	Epochs      *int     `yaml:"epochs" json:"epochs,omitempty"`
 	Flood       *string  `yaml:"flood" json:"flood,omitempty"`
 	FloodLevel  *float64 `yaml:"flood_level" json:"flood_level,omitempty"`
+	// TestCurve records the test loss and accuracy after every epoch (trial
+	// attributes test_loss_curve and test_acc_curve), for learning curves
+	// such as floodtune study plot draws; the search never reads them.
+	TestCurve bool `yaml:"test_curve" json:"test_curve,omitempty"`
 }
 
 // SearchSpec sets the search.
@@ -76,7 +80,31 @@ type Param struct {
 	Log     bool     `yaml:"log" json:"log,omitempty"`
 	Step    *float64 `yaml:"step" json:"step,omitempty"`
 	Choices []string `yaml:"choices" json:"choices,omitempty"`
+	// Center, for flood_level only, moves the range onto an estimate of
+	// the training loss that flooding should hold, keeping its width
+	// high − low (cut at 0): "noise" takes the irreducible loss of the
+	// dataset's symmetric label noise η over K classes,
+	// −(1−η)ln(1−η) − η ln(η/(K−1)); "unflooded" takes the final training
+	// loss of a short run without flooding (CenterEpochs epochs, default
+	// 3), which fits the clean part of the labels before it memorises the
+	// noise. Create resolves it (Estimate, Low, High) and enqueues a trial
+	// at the estimate. A centred range need not hold 0, so it goes without
+	// the baseline trial.
+	Center       string `yaml:"center" json:"center,omitempty"`
+	CenterEpochs int    `yaml:"center_epochs" json:"center_epochs,omitempty"`
+	// Estimate is the resolved centre; Create sets it.
+	Estimate *float64 `yaml:"estimate" json:"estimate,omitempty"`
 }
+
+// Centres of a flood-level range.
+const (
+	CenterNoise     = "noise"
+	CenterUnflooded = "unflooded"
+)
+
+// defaultCenterEpochs is the length of the unflooded run of center:
+// unflooded.
+const defaultCenterEpochs = 3
 
 // Parameter types.
 const (
@@ -231,7 +259,10 @@ func (s *Spec) Direction() string {
 // WithBaseline reports whether a plain-training trial (flood level 0) is
 // enqueued first: by default when the flood level is searched.
 func (s *Spec) WithBaseline() bool {
-	_, searched := s.Space["flood_level"]
+	p, searched := s.Space["flood_level"]
+	if p.Center != "" && s.Search.Baseline == nil {
+		return false
+	}
 	return searched && (s.Search.Baseline == nil || *s.Search.Baseline)
 }
 
@@ -282,6 +313,7 @@ func (s *Spec) Validate() error {
 			continue
 		}
 		msgs := p.problems()
+		msgs = append(msgs, s.centerProblems(name, p)...)
 		for _, msg := range msgs {
 			add("%s: %s", where, msg)
 		}
@@ -292,7 +324,9 @@ func (s *Spec) Validate() error {
 		}
 	}
 
-	if p, ok := s.Space["flood_level"]; ok && s.WithBaseline() && len(probs) == 0 && !p.holds(0.0) {
+	if p, ok := s.Space["flood_level"]; ok && p.Center != "" && s.WithBaseline() {
+		add("space.flood_level: a centred range need not hold flood level 0, where the baseline trial trains; drop search.baseline or the center")
+	} else if ok && s.WithBaseline() && len(probs) == 0 && !p.holds(0.0) {
 		add("space.flood_level: the baseline trial trains at flood level 0, outside the space searched (%s); include 0 or set search.baseline: false", p.describe())
 	}
 
@@ -315,6 +349,43 @@ func (s *Spec) Validate() error {
 		return &SpecError{Problems: probs}
 	}
 	return nil
+}
+
+// centerProblems checks a parameter's center options.
+func (s *Spec) centerProblems(name string, p Param) []string {
+	var out []string
+	switch p.Center {
+	case "":
+		if p.CenterEpochs != 0 {
+			out = append(out, "center_epochs belongs to center: unflooded")
+		}
+		if p.Estimate != nil {
+			out = append(out, "estimate is set by center")
+		}
+		return out
+	case CenterNoise, CenterUnflooded:
+	default:
+		return append(out, fmt.Sprintf("center: unknown %q (want noise or unflooded)", p.Center))
+	}
+	if name != "flood_level" {
+		return append(out, "center is for flood_level only")
+	}
+	if p.Type != Float || p.Log || p.Step != nil {
+		out = append(out, "center needs a float range without log or step")
+	}
+	if p.Center == CenterNoise && !(s.Dataset.LabelNoise > 0) {
+		out = append(out, "center: noise needs dataset.label_noise > 0 (the irreducible loss of clean labels is 0); use center: unflooded")
+	}
+	if p.Center == CenterNoise && p.CenterEpochs != 0 {
+		out = append(out, "center_epochs belongs to center: unflooded")
+	}
+	if p.CenterEpochs < 0 || p.CenterEpochs > 1000 {
+		out = append(out, fmt.Sprintf("center_epochs: must be between 1 and 1000, got %d", p.CenterEpochs))
+	}
+	if p.Estimate != nil && (math.IsNaN(*p.Estimate) || *p.Estimate < 0 || math.IsInf(*p.Estimate, 0)) {
+		out = append(out, fmt.Sprintf("estimate: %v is not a flood level", *p.Estimate))
+	}
+	return out
 }
 
 func (p Param) problems() []string {
@@ -553,6 +624,7 @@ func (s *Spec) Config(values map[string]any) (objective.Config, error) {
 	if t.FloodLevel != nil {
 		c.FloodLevel = *t.FloodLevel
 	}
+	c.TestCurve = t.TestCurve
 	for name, v := range values {
 		opt, ok := options[name]
 		if !ok {

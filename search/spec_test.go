@@ -95,6 +95,14 @@ func TestSpecProblemsAreReportedOneByOne(t *testing.T) {
 		{"an empty file", "  \n", "the file is empty"},
 		{"binary junk", "\x00\x01\x02\xff\xfe", "not valid YAML or JSON"},
 		{"two documents", "dataset: {name: gauss2d}\nsearch: {trials: 1}\n---\nfoo: 1\n", "more than one document"},
+		{"an unknown centre", base("space: {flood_level: {type: float, low: 0, high: 1, center: median}}"), "space.flood_level: center: unknown \"median\" (want noise or unflooded)"},
+		{"a centre on another option", base("space: {lr: {type: float, low: 0.01, high: 0.1, center: unflooded}}"), "space.lr: center is for flood_level only"},
+		{"a centre on a log scale", base("space: {flood_level: {type: float, low: 0.01, high: 1, log: true, center: unflooded}}"), "center needs a float range without log or step"},
+		{"a noise centre without noise", base("space: {flood_level: {type: float, low: 0, high: 1, center: noise}}"), "center: noise needs dataset.label_noise > 0"},
+		{"center epochs without the unflooded centre", base("space: {flood_level: {type: float, low: 0, high: 1, center_epochs: 3}}"), "center_epochs belongs to center: unflooded"},
+		{"too many center epochs", base("space: {flood_level: {type: float, low: 0, high: 1, center: unflooded, center_epochs: 5000}}"), "center_epochs: must be between 1 and 1000"},
+		{"an estimate without a centre", base("space: {flood_level: {type: float, low: 0, high: 1, estimate: 0.5}}"), "estimate is set by center"},
+		{"a centre with the baseline asked for", "dataset: {name: gauss2d, label_noise: 0.1}\nsearch: {trials: 10, baseline: true}\nspace: {flood_level: {type: float, low: 0, high: 1, center: noise}}", "a centred range need not hold flood level 0"},
 		{"a JSON spec with an error", `{"dataset": {"name": "gauss2d"}, "search": {"trials": -1}}`, "search.trials"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -176,6 +184,8 @@ func FuzzParseSpec(f *testing.F) {
 func TestTheExampleSpecsAreValid(t *testing.T) {
 	t.Parallel()
 	files, err := filepath.Glob("../examples/*.yaml")
+	more, _ := filepath.Glob("../examples/*/*.yaml")
+	files = append(files, more...)
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no example specs found (%v)", err)
 	}

@@ -8,8 +8,11 @@ import (
 	"hash/fnv"
 	"math"
 	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/c-bata/goptuna"
+	"github.com/floodtune/floodtune/objective"
 	"github.com/floodtune/floodtune/storage"
 )
 
@@ -21,16 +24,74 @@ const (
 	ReasonAttr      = storage.FailReasonAttr
 )
 
+// User attributes of the built-in objective's trials that hold per-epoch
+// curves (FormatCurve, ParseCurve): the training loss (unflooded, the
+// mean over the epoch's minibatches) and the validation loss always, the
+// test loss and accuracy with training.test_curve.
+const (
+	TrainLossCurveAttr = "train_loss_curve"
+	ValLossCurveAttr   = "val_loss_curve"
+	TestLossCurveAttr  = "test_loss_curve"
+	TestAccCurveAttr   = "test_acc_curve"
+)
+
+// FormatCurve writes f of each epoch as a JSON array of numbers, six
+// significant digits each.
+func FormatCurve(history []objective.EpochReport, f func(objective.EpochReport) float64) string {
+	var b strings.Builder
+	b.WriteByte('[')
+	for i, e := range history {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		v := f(e)
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			b.WriteString("null")
+			continue
+		}
+		b.WriteString(strconv.FormatFloat(v, 'g', 6, 64))
+	}
+	b.WriteByte(']')
+	return b.String()
+}
+
+// ParseCurve reads a curve that FormatCurve wrote; null reads as NaN.
+func ParseCurve(s string) ([]float64, error) {
+	var raw []*float64
+	if err := json.Unmarshal([]byte(s), &raw); err != nil {
+		return nil, fmt.Errorf("a curve: %w", err)
+	}
+	out := make([]float64, len(raw))
+	for i, v := range raw {
+		out[i] = math.NaN()
+		if v != nil {
+			out[i] = *v
+		}
+	}
+	return out, nil
+}
+
 // ErrBadSpec wraps a spec's problems when a study is created.
 var ErrBadSpec = errors.New("bad study spec")
 
 // Create validates spec and creates the study name in st with the spec's
 // budget and seed; unless the spec says otherwise, it enqueues the baseline
 // trial: plain training (flood level 0), the other searched options at their
-// fixed values (or their lowest). Nothing is written when the spec is bad.
+// fixed values (or their lowest). A centred flood-level range (see
+// Param.Center) is resolved in spec first, and a trial at its estimate is
+// enqueued. Nothing is written when the spec is bad.
 func Create(ctx context.Context, st *storage.Store, name string, spec *Spec) (*storage.Study, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadSpec, err)
+	}
+	centred, err := spec.resolveCenter(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("centre the flood-level range of study %q: %w", name, err)
+	}
+	if centred {
+		if err := spec.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: the centred range: %w", ErrBadSpec, err)
+		}
 	}
 	raw, err := json.Marshal(spec)
 	if err != nil {
@@ -48,6 +109,13 @@ func Create(ctx context.Context, st *storage.Store, name string, spec *Spec) (*s
 		values := spec.baselineValues()
 		if _, err := Enqueue(ctx, st, study, spec, values, map[string]string{BaselineAttr: "true"}); err != nil {
 			return study, fmt.Errorf("enqueue the baseline trial of study %q: %w", name, err)
+		}
+	}
+	if p := spec.Space["flood_level"]; p.Estimate != nil {
+		values := spec.baselineValues()
+		values["flood_level"] = *p.Estimate
+		if _, err := Enqueue(ctx, st, study, spec, values, map[string]string{EstimateAttr: p.Center}); err != nil {
+			return study, fmt.Errorf("enqueue the trial at the estimated flood level of study %q: %w", name, err)
 		}
 	}
 	return study, nil

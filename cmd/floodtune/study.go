@@ -148,6 +148,14 @@ study show can tell whether flooding helped.`,
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "created study %q: %d trials, sampler %s, searching %s\n", study.Name, study.Budget, samplerName(spec), searching)
+			if p := spec.Space["flood_level"]; p.Estimate != nil {
+				from := fmt.Sprintf("the irreducible loss of %g label noise", spec.Dataset.LabelNoise)
+				if p.Center == search.CenterUnflooded {
+					from = "the final training loss of an unflooded run"
+				}
+				fmt.Fprintf(out, "flood level estimated at %.4g from %s: searching [%.4g, %.4g], and a trial at the estimate is enqueued\n",
+					*p.Estimate, from, *p.Low, *p.High)
+			}
 			fmt.Fprintf(out, "run it with: %s\n", studyCommand(cmd, "optimize", study.Name))
 			return nil
 		},
