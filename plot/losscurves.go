@@ -65,18 +65,36 @@ func lossCurves(trials []*storage.Trial, levels map[int]float64, attr string, be
 	if len(all) <= MaxLossCurves {
 		return all
 	}
-	// The baseline and the best, then evenly spaced ranks for the rest.
+	// Evenly spaced ranks, both ends included; then the baseline and the
+	// best, each in place of the nearest rank that is neither an end nor
+	// one of them.
 	keep := map[int]bool{}
-	for i, c := range all {
-		if c.Best || c.Baseline {
-			keep[i] = true
-		}
-	}
-	for k := 0; len(keep) < MaxLossCurves && k < MaxLossCurves; k++ {
+	for k := 0; k < MaxLossCurves; k++ {
 		keep[int(math.Round(float64(k)*float64(len(all)-1)/float64(MaxLossCurves-1)))] = true
 	}
-	for i := 0; len(keep) < MaxLossCurves && i < len(all); i++ {
-		keep[i] = true
+	must := map[int]bool{}
+	for i, c := range all {
+		if c.Best || c.Baseline {
+			must[i] = true
+		}
+	}
+	for m := range must {
+		if keep[m] {
+			continue
+		}
+		drop := -1
+		for i := range keep {
+			if i == 0 || i == len(all)-1 || must[i] {
+				continue
+			}
+			if drop < 0 || abs(i-m) < abs(drop-m) || abs(i-m) == abs(drop-m) && i < drop {
+				drop = i
+			}
+		}
+		if drop >= 0 {
+			delete(keep, drop)
+		}
+		keep[m] = true
 	}
 	var out []Curve
 	for i, c := range all {
@@ -85,6 +103,13 @@ func lossCurves(trials []*storage.Trial, levels map[int]float64, attr string, be
 		}
 	}
 	return out
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
 }
 
 // levelColor is the colour of the i-th of n curves ordered by flood level:
