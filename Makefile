@@ -11,7 +11,7 @@ TAGS     := $(if $(filter 1,$(OPENBLAS)),openblas,)
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS  := -X main.version=$(VERSION)
 
-.PHONY: all build test test-reliability fuzz vet bench bench-step bench-go bench-storage demo results print-tags clean
+.PHONY: all build test test-reliability fuzz vet bench bench-step bench-go bench-storage bench-overhead bench-peer demo results print-tags clean
 
 all: build
 
@@ -54,7 +54,7 @@ test-reliability:
 	$(GO) test -count=1 -v ./reliability/
 
 # Benchmarks print figures; none of them passes or fails on a timing.
-bench: bench-step bench-go bench-storage
+bench: bench-step bench-go bench-storage bench-overhead
 
 bench-step:
 	bench/step.sh
@@ -63,8 +63,22 @@ bench-step:
 bench-storage:
 	bench/storage.sh
 
+# Search overhead per trial (all but training) of floodtune (SQLite, and
+# PostgreSQL when there is one) and of Optuna on SQLite, at 100 and 1,000
+# trials, and its share of a trial that trains TRIAL_SECONDS (default 20).
+bench-overhead:
+	bench/overhead.sh
+
 bench-go:
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench . -benchmem ./objective/
+
+# One study (MNIST, 20% label noise, TPE over flood level and lr) run by
+# floodtune and by Optuna + PyTorch on 2 workers, then floodtune on 1: wall
+# time, trials per hour, best validation accuracy, ratios (bench/peer.sh;
+# TRIALS, EPOCHS, TRAIN_SIZE, VAL_SIZE, SCALING_PEER=1). Installs Debian's
+# python3-torch and python3-optuna when run as root.
+bench-peer:
+	bench/peer.sh
 
 # The demo study: a flood-level search on MNIST with 20% label noise
 # (examples/mnist-noise20.yaml, 12 trials of 20 epochs on 10,000 images),

@@ -1,0 +1,157 @@
+package objective
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+)
+
+// Files written by Data.Export, beside one <split>_x.f32 and <split>_y.i32
+// pair per split.
+const (
+	ExportMetaFile = "meta.json"
+	// ExportFormat describes the split files; it is recorded in meta.json.
+	ExportFormat = "<split>_x.f32: little-endian float32, n×features, row-major; <split>_y.i32: little-endian int32, n labels in [0, classes)"
+)
+
+// ExportSource says where exported data came from; Export records it in
+// meta.json as it is given.
+type ExportSource struct {
+	// Dataset is the dataset's description, e.g. a study spec's dataset
+	// section.
+	Dataset any `json:"dataset,omitempty"`
+	// Seed is the seed the split and the label noise were drawn with.
+	Seed int64 `json:"seed"`
+}
+
+// ExportMeta is the content of meta.json.
+type ExportMeta struct {
+	Name     string                       `json:"name"`
+	Features int                          `json:"features"`
+	Classes  int                          `json:"classes"`
+	Format   string                       `json:"format"`
+	Splits   map[string]ExportedSplitMeta `json:"splits"`
+	ExportSource
+}
+
+// ExportedSplitMeta describes one exported split.
+type ExportedSplitMeta struct {
+	N int `json:"n"`
+	// NoisyLabels is how many of the split's labels label noise changed.
+	NoisyLabels int    `json:"noisy_labels"`
+	X           string `json:"x"`
+	Y           string `json:"y"`
+}
+
+// ExportSplits names the splits in the order Export writes them.
+var ExportSplits = []string{"train", "val", "test"}
+
+// Export writes the dataset to dir, created if needed, so that another
+// program trains and evaluates on exactly the same rows and labels: for each
+// split of ExportSplits, <split>_x.f32 (little-endian float32, N×Features,
+// row-major) and <split>_y.i32 (little-endian int32), then meta.json
+// (ExportMeta). Each file is written under a temporary name and renamed
+// when complete; meta.json comes last, so its presence means the export is
+// whole.
+func (d *Data) Export(dir string, src ExportSource) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("export %s: %w", d.Name, err)
+	}
+	meta := ExportMeta{Name: d.Name, Features: d.Features, Classes: d.Classes, Format: ExportFormat,
+		Splits: map[string]ExportedSplitMeta{}, ExportSource: src}
+	noisy := map[string]int{"train": d.NoisyTrain, "val": d.NoisyVal}
+	for _, name := range ExportSplits {
+		s := d.split(name)
+		if len(s.X) != s.N*d.Features || len(s.Y) != s.N {
+			return fmt.Errorf("export %s: split %s has %d values and %d labels for %d rows of %d features",
+				d.Name, name, len(s.X), len(s.Y), s.N, d.Features)
+		}
+		m := ExportedSplitMeta{N: s.N, NoisyLabels: noisy[name], X: name + "_x.f32", Y: name + "_y.i32"}
+		if err := writeFileAtomic(filepath.Join(dir, m.X), func(w *bufio.Writer) error { return writeFloat32s(w, s.X) }); err != nil {
+			return fmt.Errorf("export %s: %w", d.Name, err)
+		}
+		if err := writeFileAtomic(filepath.Join(dir, m.Y), func(w *bufio.Writer) error { return writeInt32s(w, s.Y) }); err != nil {
+			return fmt.Errorf("export %s: %w", d.Name, err)
+		}
+		meta.Splits[name] = m
+	}
+	if err := writeFileAtomic(filepath.Join(dir, ExportMetaFile), func(w *bufio.Writer) error {
+		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false)
+		enc.SetIndent("", "  ")
+		return enc.Encode(meta)
+	}); err != nil {
+		return fmt.Errorf("export %s: %w", d.Name, err)
+	}
+	return nil
+}
+
+// split returns the split called name (one of ExportSplits).
+func (d *Data) split(name string) *Split {
+	switch name {
+	case "train":
+		return &d.Train
+	case "val":
+		return &d.Val
+	default:
+		return &d.Test
+	}
+}
+
+// writeFileAtomic writes path through a temporary file in the same
+// directory, renamed to path once fill and the flush succeed.
+func writeFileAtomic(path string, fill func(*bufio.Writer) error) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	w := bufio.NewWriterSize(f, 1<<16)
+	if err = fill(w); err == nil {
+		err = w.Flush()
+	}
+	if err == nil {
+		err = f.Chmod(0o644)
+	}
+	if err == nil {
+		err = f.Close()
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+func writeFloat32s(w *bufio.Writer, v []float32) error {
+	var b [4]byte
+	for _, x := range v {
+		binary.LittleEndian.PutUint32(b[:], math.Float32bits(x))
+		if _, err := w.Write(b[:]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeInt32s(w *bufio.Writer, v []int32) error {
+	var b [4]byte
+	for _, x := range v {
+		binary.LittleEndian.PutUint32(b[:], uint32(x))
+		if _, err := w.Write(b[:]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
