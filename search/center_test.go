@@ -3,6 +3,7 @@ package search_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"strconv"
 	"testing"
@@ -197,4 +198,18 @@ func attrFloat(t *testing.T, tr *storage.Trial, k string) float64 {
 		t.Fatalf("trial %d's %s: %v", tr.Number, k, err)
 	}
 	return v
+}
+
+func TestSamplerSeedsDifferAcrossStudiesAndSlots(t *testing.T) {
+	t.Parallel()
+	seen := map[int64]string{}
+	for seed := int64(0); seed < 64; seed++ {
+		for slot := 0; slot < 16; slot++ {
+			s := search.SamplerSeed(seed, slot)
+			if prev, ok := seen[s]; ok {
+				t.Fatalf("study seed %d, slot %d has the sampler seed of %s", seed, slot, prev)
+			}
+			seen[s] = fmt.Sprintf("study seed %d, slot %d", seed, slot)
+		}
+	}
 }

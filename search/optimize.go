@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"math"
 	"os"
@@ -168,8 +169,17 @@ func (r *runner) samplerName() string {
 }
 
 // samplerSeed is the seed of worker slot's sampler: each worker's sampler
-// draws its own sequence.
-func (r *runner) samplerSeed(slot int) int64 { return r.spec.Search.Seed + int64(slot) }
+// draws its own sequence, and no two studies whose seeds differ share one
+// (a seed plus the slot would give study 2's second worker the sequence of
+// study 3's first).
+func (r *runner) samplerSeed(slot int) int64 { return SamplerSeed(r.spec.Search.Seed, slot) }
+
+// SamplerSeed is the seed of the sampler of a study's worker slot.
+func SamplerSeed(studySeed int64, slot int) int64 {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "floodtune-sampler/%d/%d", studySeed, slot)
+	return int64(h.Sum64() >> 1)
+}
 
 // reap fails and retries the trials of dead workers, in any study.
 func (r *runner) reap(ctx context.Context) {

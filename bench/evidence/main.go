@@ -387,7 +387,14 @@ func (r *runner) prior(ctx context.Context, seeds []int64) error {
 		for _, k := range []int{1, 2, 4, 8} {
 			cells = append(cells, pm(after[k], 100, 2))
 		}
-		cells = append(cells, fmtList(need, 0), fmtList(bs, 3), pm(accs, 100, 2))
+		reached := make([]string, len(need))
+		for j, n := range need {
+			reached[j] = fmt.Sprintf(">%d", budget)
+			if !math.IsNaN(n) {
+				reached[j] = strconv.Itoa(int(n))
+			}
+		}
+		cells = append(cells, "["+strings.Join(reached, ", ")+"]", fmtList(bs, 3), pm(accs, 100, 2))
 		fmt.Println("| " + strings.Join(cells, " | ") + " |")
 	}
 	fmt.Println()
