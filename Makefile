@@ -92,7 +92,7 @@ demo: build
 
 # The tables of docs/results.md: floodtune studies of the paper's synthetic
 # settings and of MNIST with label noise (flooding and iFlood, 3 seeds), the
-# test loss across flood levels, and the flood-level prior (about 40 minutes
+# test loss across flood levels, and the flood-level prior (about an hour
 # on 2 cores with OpenBLAS; studies already finished in out/evidence are read,
 # not run again). The training sweeps against ../shared/reference:
 # make results-sweeps.
