@@ -432,6 +432,13 @@ space:
 	if out, err := exec.Command(binary, "study", "create", "diverge", "--spec", specFile, "--storage", e.url).CombinedOutput(); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
+	// A trial at a rate where SGD surely diverges, whatever the sampler
+	// draws for the others.
+	for _, lr := range []string{"10000"} {
+		if out, err := exec.Command(binary, "study", "enqueue", "diverge", "--param", "lr="+lr, "--storage", e.url).CombinedOutput(); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+	}
 	w := e.startStudy("diverge", "worker", "--workers", "2")
 	if err := w.wait(t, 2*time.Minute); err != nil {
 		t.Fatalf("the worker stopped: %v\n%s", err, w.out.String())
@@ -459,7 +466,10 @@ space:
 		}
 	}
 	if len(trials) != 6 || diverged == 0 {
-		t.Fatalf("%d trials, %d diverged: want 6 with some diverged (lr up to 1e4)", len(trials), diverged)
+		t.Fatalf("%d trials, %d diverged: want 6, the one at lr 1e4 among the diverged", len(trials), diverged)
+	}
+	if tr := trials[0]; tr.Params["lr"].Value != 10000 || tr.State != storage.Fail {
+		t.Errorf("trial 0 (lr %v) is %s, want failed: SGD at lr 1e4 diverges", tr.Params["lr"].Value, tr.State)
 	}
 	t.Logf("%d of 6 trials diverged and failed with their reason; the worker finished the study", diverged)
 }
