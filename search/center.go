@@ -19,9 +19,7 @@ func (s *Spec) resolveCenter(ctx context.Context) (bool, error) {
 	if !ok || p.Center == "" || p.Estimate != nil {
 		return false, nil
 	}
-	ds := s.DatasetSpec()
-	ds.Seed = s.Search.Seed // the split the study's trials train on
-	data, err := objective.LoadDataset(ctx, ds)
+	data, err := s.LoadData(ctx)
 	if err != nil {
 		return false, err
 	}

@@ -438,11 +438,9 @@ func (r *runner) call(ctx context.Context, t *Trial) (v float64, err error) {
 // return the validation accuracy (or loss).
 func (r *runner) train(ctx context.Context, t *Trial) (float64, error) {
 	r.dataOnce.Do(func() {
-		ds := r.spec.DatasetSpec()
-		ds.Seed = r.spec.Search.Seed // one split for the whole study
 		// Not the trial's context: the data serve every later trial, even
 		// if this one is cancelled while they load.
-		r.data, r.dataErr = objective.LoadDataset(context.WithoutCancel(ctx), ds)
+		r.data, r.dataErr = r.spec.LoadData(context.WithoutCancel(ctx))
 	})
 	if r.dataErr != nil {
 		return math.NaN(), r.dataErr

@@ -2,6 +2,7 @@ package search
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -353,19 +354,20 @@ func (s *Spec) Validate() error {
 
 // centerProblems checks a parameter's center options.
 func (s *Spec) centerProblems(name string, p Param) []string {
-	var out []string
 	switch p.Center {
-	case "":
-		if p.CenterEpochs != 0 {
-			out = append(out, "center_epochs belongs to center: unflooded")
-		}
+	case "", CenterNoise, CenterUnflooded:
+	default:
+		return []string{fmt.Sprintf("center: unknown %q (want noise or unflooded)", p.Center)}
+	}
+	var out []string
+	if p.CenterEpochs != 0 && p.Center != CenterUnflooded {
+		out = append(out, "center_epochs belongs to center: unflooded")
+	}
+	if p.Center == "" {
 		if p.Estimate != nil {
 			out = append(out, "estimate is set by center")
 		}
 		return out
-	case CenterNoise, CenterUnflooded:
-	default:
-		return append(out, fmt.Sprintf("center: unknown %q (want noise or unflooded)", p.Center))
 	}
 	if name != "flood_level" {
 		return append(out, "center is for flood_level only")
@@ -375,9 +377,6 @@ func (s *Spec) centerProblems(name string, p Param) []string {
 	}
 	if p.Center == CenterNoise && !(s.Dataset.LabelNoise > 0) {
 		out = append(out, "center: noise needs dataset.label_noise > 0 (the irreducible loss of clean labels is 0); use center: unflooded")
-	}
-	if p.Center == CenterNoise && p.CenterEpochs != 0 {
-		out = append(out, "center_epochs belongs to center: unflooded")
 	}
 	if p.CenterEpochs < 0 || p.CenterEpochs > 1000 {
 		out = append(out, fmt.Sprintf("center_epochs: must be between 1 and 1000, got %d", p.CenterEpochs))
@@ -579,6 +578,14 @@ func (s *Spec) DatasetSpec() objective.DatasetSpec {
 	d := s.Dataset
 	return objective.DatasetSpec{Name: d.Name, LabelNoise: d.LabelNoise, TrainSize: d.TrainSize, ValSize: d.ValSize,
 		TestSize: d.TestSize, DataDir: d.DataDir, TestCSV: d.TestCSV}
+}
+
+// LoadData loads the study's data: the split and the label noise drawn with
+// search.seed, the same for every trial of the study.
+func (s *Spec) LoadData(ctx context.Context) (*objective.Data, error) {
+	ds := s.DatasetSpec()
+	ds.Seed = s.Search.Seed
+	return objective.LoadDataset(ctx, ds)
 }
 
 // Defaults of the options a spec neither fixes nor searches.

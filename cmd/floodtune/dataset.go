@@ -74,9 +74,7 @@ func runDatasetExport(cmd *cobra.Command, specPath, outDir string) error {
 	if err := checkWritableDir(outDir); err != nil {
 		return badInput(err)
 	}
-	ds := spec.DatasetSpec()
-	ds.Seed = spec.Search.Seed // the split of study optimize
-	data, err := objective.LoadDataset(cmd.Context(), ds)
+	data, err := spec.LoadData(cmd.Context()) // the split of study optimize
 	if err != nil {
 		if errors.Is(err, objective.ErrDatasetNotFound) {
 			return badInput(err)

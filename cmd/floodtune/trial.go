@@ -97,10 +97,8 @@ early, so its rerun, which trains every epoch, differs.`,
 				return fmt.Errorf("the configuration of trial %d of study %q: %w", number, study.Name, err)
 			}
 			cfg.Seed = seed
-			ds := spec.DatasetSpec()
-			ds.Seed = spec.Search.Seed // the study's split
 			objective.SetBLASThreads(1)
-			data, err := objective.LoadDataset(ctx, ds)
+			data, err := spec.LoadData(ctx)
 			if err != nil {
 				return fmt.Errorf("load the dataset of study %q: %w", study.Name, err)
 			}
