@@ -9,8 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // Dedicated starts a throw-away server for the test alone and returns the
@@ -32,12 +30,8 @@ func Dedicated(t testing.TB, listen ...netip.Prefix) string {
 		}
 	}
 	if _, err := findBinDir(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("pgtest: no PostgreSQL server binaries for the test's own server, and CI is set, so the test "+
-				"may not be skipped: %v. Install them (scripts/ensure-postgres.sh, or apt-get install postgresql)", err)
-		}
-		t.Skipf("pgtest: skipped, the test needs a PostgreSQL server of its own: %v. To run it, install the server "+
-			"(Debian: apt-get install postgresql, or scripts/ensure-postgres.sh)", err)
+		Unavailable(t, fmt.Sprintf("pgtest: the test needs a PostgreSQL server of its own, and there are no server binaries: %v. "+
+			"Install them (Debian: apt-get install postgresql, or scripts/ensure-postgres.sh)", err))
 	}
 	s, err := throwAway(listen...)
 	if err != nil {
@@ -58,13 +52,8 @@ func Dedicated(t testing.TB, listen ...netip.Prefix) string {
 		}
 		conn.Close()
 	}
-	name := newName()
-	if err := s.exec("CREATE DATABASE " + pgx.Identifier{name}.Sanitize()); err != nil {
-		t.Fatalf("pgtest: create database %s: %v", name, err)
-	}
-	u := *s.admin
-	u.Path = "/" + name
-	return u.String()
+	_, u := s.createDatabase(t)
+	return u
 }
 
 // trustOnly replaces the pg_hba.conf of data by one that trusts the Unix

@@ -101,22 +101,30 @@ func Schema(t testing.TB) string {
 func Database(t testing.TB) string {
 	t.Helper()
 	s := get(t)
-	name := newName()
-	if err := s.exec("CREATE DATABASE " + pgx.Identifier{name}.Sanitize()); err != nil {
-		t.Fatalf("pgtest: create database %s: %v", name, err)
-	}
+	name, u := s.createDatabase(t)
 	t.Cleanup(func() {
 		if err := s.exec("DROP DATABASE IF EXISTS " + pgx.Identifier{name}.Sanitize() + " WITH (FORCE)"); err != nil {
 			t.Errorf("pgtest: drop database %s: %v", name, err)
 		}
 	})
+	return u
+}
+
+// createDatabase creates a fresh database on s and returns its name and a
+// URL of it.
+func (s *server) createDatabase(t testing.TB) (name, connURL string) {
+	t.Helper()
+	name = newName()
+	if err := s.exec("CREATE DATABASE " + pgx.Identifier{name}.Sanitize()); err != nil {
+		t.Fatalf("pgtest: create database %s: %v", name, err)
+	}
 	u := *s.admin
 	u.Path = "/" + name
 	u.RawPath = ""
 	q := u.Query()
 	q.Del("search_path") // a schema of the admin database does not exist here
 	u.RawQuery = q.Encode()
-	return u.String()
+	return name, u.String()
 }
 
 // Redact returns a connection string fit for logs: the password of a URL
@@ -158,19 +166,25 @@ func get(t testing.TB) *server {
 		switch {
 		case shared.envSet:
 			t.Fatalf("pgtest: %s is set but unusable: %v", EnvDatabaseURL, err)
-		case os.Getenv("CI") != "":
-			t.Fatalf("pgtest: no PostgreSQL server, and CI is set, so database tests may not be skipped: %v. "+
-				"Install the server binaries (scripts/ensure-postgres.sh, or apt-get install postgresql) or set %s",
-				err, EnvDatabaseURL)
 		default:
-			t.Skipf("pgtest: skipped, no PostgreSQL server: %v. To run this test, install the server "+
-				"(Debian: apt-get install postgresql, or scripts/ensure-postgres.sh) or set "+
-				"%s=postgres://user:password@host:5432/db (a role that may create schemas and databases)",
-				err, EnvDatabaseURL)
+			Unavailable(t, fmt.Sprintf("pgtest: no PostgreSQL server: %v. Install the server (Debian: apt-get install postgresql, "+
+				"or scripts/ensure-postgres.sh) or set %s=postgres://user:password@host:5432/db (a role that may create "+
+				"schemas and databases)", err, EnvDatabaseURL))
 		}
 	}
 	shared.logOnce.Do(func() { t.Logf("pgtest: using %s", shared.srv.desc) })
 	return shared.srv
+}
+
+// Unavailable ends a test that lacks what it needs (why says what and how
+// to get it): the test is skipped, or fails when CI is set, for there no
+// test may be skipped silently.
+func Unavailable(t testing.TB, why string) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s; CI is set, so the test may not be skipped", why)
+	}
+	t.Skipf("skipped: %s", why)
 }
 
 // server is a PostgreSQL server that tests may create schemas and databases
@@ -462,10 +476,7 @@ func Restart(t testing.TB) {
 	t.Helper()
 	s := get(t)
 	if s.cmd == nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("pgtest: cannot restart the server of %s; unset it to test restarts", EnvDatabaseURL)
-		}
-		t.Skipf("pgtest: skipped, the server of %s is not pgtest's to restart", EnvDatabaseURL)
+		Unavailable(t, fmt.Sprintf("pgtest: the server of %s is not pgtest's to restart; unset it to test restarts", EnvDatabaseURL))
 	}
 	s.shutdown()
 	if err := s.launch(s.port); err != nil {
