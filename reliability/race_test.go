@@ -3,9 +3,6 @@ package reliability
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -31,13 +28,7 @@ func TestTheReaperRacingACompletionLeavesOneOutcome(t *testing.T) {
 	e := newEnv(t, budget)
 	// B works on a study of its own: its reaper serves the whole database,
 	// and A alone spends the budget of s, one raced trial per round.
-	specFile := filepath.Join(e.dir, "other.yaml")
-	if err := os.WriteFile(specFile, []byte(fmt.Sprintf(spec, 1000)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(binary, "study", "create", "other", "--spec", specFile, "--storage", e.url).CombinedOutput(); err != nil {
-		t.Fatalf("study create: %v\n%s", err, out)
-	}
+	e.create("other", fmt.Sprintf(spec, 1000))
 	a := e.start("worker A")
 	b := e.startStudy("other", "worker B")
 

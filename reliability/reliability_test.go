@@ -70,13 +70,7 @@ func newEnv(t *testing.T, budget int) *env {
 func newEnvAt(t *testing.T, dbURL string, budget int) *env {
 	t.Helper()
 	e := &env{t: t, url: dbURL, dir: t.TempDir()}
-	specFile := filepath.Join(e.dir, "spec.yaml")
-	if err := os.WriteFile(specFile, []byte(fmt.Sprintf(spec, budget)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(binary, "study", "create", "s", "--spec", specFile, "--storage", e.url).CombinedOutput(); err != nil {
-		t.Fatalf("study create: %v\n%s", err, out)
-	}
+	e.create("s", fmt.Sprintf(spec, budget))
 	var err error
 	if e.st, err = storage.Open(context.Background(), e.url); err != nil {
 		t.Fatal(err)
@@ -86,6 +80,25 @@ func newEnvAt(t *testing.T, dbURL string, budget int) *env {
 		t.Fatal(err)
 	}
 	return e
+}
+
+// floodtune runs a floodtune command on the env's storage and fails the
+// test unless it exits 0.
+func (e *env) floodtune(args ...string) {
+	e.t.Helper()
+	if out, err := exec.Command(binary, append(args, "--storage", e.url)...).CombinedOutput(); err != nil {
+		e.t.Fatalf("floodtune %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// create creates the study name of the spec text.
+func (e *env) create(name, specText string) {
+	e.t.Helper()
+	specFile := filepath.Join(e.dir, name+".yaml")
+	if err := os.WriteFile(specFile, []byte(specText), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	e.floodtune("study", "create", name, "--spec", specFile)
 }
 
 // worker is a floodtune study optimize process.
@@ -417,28 +430,18 @@ func TestDivergingTrialsFailWithTheirReasonAndTheWorkerGoesOn(t *testing.T) {
 	t.Parallel()
 	const budget = 6
 	e := newEnv(t, budget)
-	// Re-create the study with learning rates up to 1e4: SGD diverges there.
-	specFile := filepath.Join(e.dir, "diverge.yaml")
-	if err := os.WriteFile(specFile, []byte(`
+	// A study of learning rates up to 1e4: SGD diverges there.
+	e.create("diverge", `
 dataset: {name: gauss2d, train_size: 500, val_size: 100, test_size: 500}
 model: {hidden: [32]}
 training: {optimizer: sgd, batch_size: 50, epochs: 5}
 search: {sampler: random, trials: 6, seed: 3, baseline: false}
 space:
   lr: {type: float, low: 0.01, high: 10000, log: true}
-`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(binary, "study", "create", "diverge", "--spec", specFile, "--storage", e.url).CombinedOutput(); err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
+`)
 	// A trial at a rate where SGD surely diverges, whatever the sampler
 	// draws for the others.
-	for _, lr := range []string{"10000"} {
-		if out, err := exec.Command(binary, "study", "enqueue", "diverge", "--param", "lr="+lr, "--storage", e.url).CombinedOutput(); err != nil {
-			t.Fatalf("%v\n%s", err, out)
-		}
-	}
+	e.floodtune("study", "enqueue", "diverge", "--param", "lr=10000")
 	w := e.startStudy("diverge", "worker", "--workers", "2")
 	if err := w.wait(t, 2*time.Minute); err != nil {
 		t.Fatalf("the worker stopped: %v\n%s", err, w.out.String())
