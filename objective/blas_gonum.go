@@ -15,6 +15,9 @@ import (
 // libopenblas is installed) for a several times faster step.
 var blas32 blas.Float32 = gonum.Implementation{}
 
+// cgoBLAS tells ReserveWorkers that BLAS calls stay in Go.
+const cgoBLAS = false
+
 var blasThreads atomic.Int64
 
 // BLAS names the BLAS in use, for `floodtune version` and benchmark reports.

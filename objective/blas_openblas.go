@@ -12,6 +12,9 @@ import (
 // on: OpenBLAS, linked through gonum's netlib binding.
 var blas32 blas.Float32 = openblas.Implementation{}
 
+// cgoBLAS tells ReserveWorkers that BLAS calls go through cgo.
+const cgoBLAS = true
+
 func init() {
 	// Gorgonia's own ops (for graphs users build with them) use it too.
 	G.Use(openblas.Implementation{})

@@ -53,7 +53,7 @@ func (m *Model) Params() [][]float32 {
 
 // net is one Gorgonia graph of a Model for a fixed batch size: the forward
 // pass to per-sample losses and, for training, the flooded objective and the
-// gradients of the parameters.
+// gradients of the parameters, run by a program.
 type net struct {
 	batch  int
 	g      *G.ExprGraph
@@ -62,7 +62,7 @@ type net struct {
 	losses *G.Node
 	grads  G.Nodes // aligned with Model.Params
 	stats  *flood.Stats
-	vm     G.VM
+	prog   *program
 }
 
 // newNet builds the graph. With train set it adds the flooded objective
@@ -103,7 +103,9 @@ func (m *Model) newNet(batch int, train bool, method flood.Method, level float64
 			return nil, fmt.Errorf("differentiate the model: %w", err)
 		}
 	}
-	n.vm = G.NewTapeMachine(g)
+	if n.prog, err = compile(g); err != nil {
+		return nil, err
+	}
 	return n, nil
 }
 
@@ -121,15 +123,12 @@ func (n *net) load(s *Split, features int, idx []int) {
 	}
 }
 
-func (n *net) run() error {
-	n.vm.Reset()
-	return n.vm.RunAll()
-}
+func (n *net) run() error { return n.prog.run() }
 
 // score adds the loss and correct predictions of the first rows of the batch.
 func (n *net) score(rows int) (loss float64, correct int) {
-	l := n.losses.Value().Data().([]float32)
-	z := n.logits.Value().Data().([]float32)
+	l := float32s(n.prog.value(n.losses))
+	z := float32s(n.prog.value(n.logits))
 	k := len(z) / n.batch
 	y := n.y.Float32s()
 	for i := 0; i < rows; i++ {
@@ -155,7 +154,16 @@ func argmax(v []float32) int {
 func (n *net) gradients(dst [][]float32) [][]float32 {
 	dst = dst[:0]
 	for _, g := range n.grads {
-		dst = append(dst, g.Value().Data().([]float32))
+		dst = append(dst, float32s(n.prog.value(g)))
 	}
 	return dst
+}
+
+// float32s is the data of a float32 value; a dense tensor's without the
+// allocation of Value.Data.
+func float32s(v G.Value) []float32 {
+	if d, ok := v.(*tensor.Dense); ok {
+		return d.Float32s()
+	}
+	return v.Data().([]float32)
 }

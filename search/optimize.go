@@ -29,7 +29,9 @@ import (
 // Options configure Optimize.
 type Options struct {
 	// Workers is the number of trials run at once in this process, each on
-	// one BLAS thread; default runtime.NumCPU().
+	// one BLAS thread; default runtime.NumCPU(). With OpenBLAS, Optimize
+	// raises GOMAXPROCS by Workers while it runs (see
+	// objective.ReserveWorkers).
 	Workers int
 	// Name prefixes this process's worker names; default host-pid.
 	Name string
@@ -132,6 +134,7 @@ func Optimize(ctx context.Context, st *storage.Store, name string, opts Options)
 		run.objective = opts.Objective
 	}
 	objective.SetBLASThreads(1)
+	defer objective.ReserveWorkers(opts.Workers)()
 
 	g, gctx := errgroup.WithContext(ctx)
 	reaperCtx, stopReaper := context.WithCancel(gctx)
