@@ -6,12 +6,15 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/floodtune/floodtune/internal/pgtest"
 	"github.com/floodtune/floodtune/metrics"
+	"github.com/floodtune/floodtune/objective"
 	"github.com/floodtune/floodtune/search"
 	"github.com/floodtune/floodtune/storage"
 	"github.com/prometheus/client_golang/prometheus"
@@ -175,4 +178,38 @@ func openPG(t *testing.T) *storage.Store {
 	}
 	t.Cleanup(func() { st.Close() })
 	return st
+}
+
+// With OpenBLAS, Optimize gives each worker a P of its own while it runs
+// (objective.ReserveWorkers) and restores GOMAXPROCS when it returns. Not
+// parallel: GOMAXPROCS is the process's.
+func TestOptimizeRaisesGOMAXPROCSByItsWorkersWhileItRuns(t *testing.T) {
+	ctx := context.Background()
+	st := openSQLite(t)
+	spec, err := search.ParseSpec([]byte(gaussSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := search.Create(ctx, st, "procs", spec); err != nil {
+		t.Fatal(err)
+	}
+	before := runtime.GOMAXPROCS(0)
+	var during atomic.Int32
+	obj := func(ctx context.Context, tr *search.Trial) (float64, error) {
+		during.Store(int32(runtime.GOMAXPROCS(0)))
+		return 0.5, nil
+	}
+	if err := search.Optimize(ctx, st, "procs", search.Options{Workers: 3, Objective: obj}); err != nil {
+		t.Fatal(err)
+	}
+	want := before
+	if strings.HasPrefix(objective.BLAS(), "OpenBLAS") {
+		want = before + 3
+	}
+	if got := int(during.Load()); got != want {
+		t.Errorf("GOMAXPROCS during the trials: %d, want %d (%s, %d before)", got, want, objective.BLAS(), before)
+	}
+	if got := runtime.GOMAXPROCS(0); got != before {
+		t.Errorf("GOMAXPROCS after Optimize: %d, want %d as before", got, before)
+	}
 }
