@@ -10,14 +10,14 @@ import (
 // nodes in topological order, each op's Do on the values of its operands.
 //
 // Gorgonia's tape machine runs every pass in a goroutine of its own while the
-// caller waits, locked to its OS thread, on channels. A pass of the model
-// makes about ten BLAS calls through cgo, and with two trials in one process
-// the handoffs between the locked threads and the pass goroutines left about
-// a third of the second core idle: a step took 10 ms where two processes
-// took 7.5 ms each. The graph here holds only leaves (inputs and constants)
-// and ops that own their output buffers, so running the ops in order is
-// all a pass needs, and the result is the tape machine's, bit for bit
-// (TestProgramMatchesTapeMachine).
+// caller waits on channels, locked to its OS thread. A pass of the model
+// makes about ten BLAS calls through cgo, and with two trainings in one
+// process the handoffs between the locked threads and the pass goroutines
+// left about half of the second core idle (the process ran at 153% CPU): a
+// step took 10.2 ms where two processes took 6.7-7.3 ms each. The graph here
+// holds only leaves (inputs and constants) and ops that own their output
+// buffers, so running the ops in order is all a pass needs, and the result
+// is the tape machine's, bit for bit (TestProgramMatchesTapeMachine).
 type program struct {
 	steps  []instruction
 	leaves []leaf
