@@ -14,8 +14,10 @@
 #                     SQLite file, one torch thread and one OpenBLAS thread each
 #
 # Usage: bench/peer.sh
-# env: TRIALS (16), EPOCHS (10), TRAIN_SIZE (48000), VAL_SIZE (12000): the
-#      study; SCALING_PEER=1 also runs Optuna + PyTorch with 1 process;
+# env: TRIALS (16), EPOCHS (10), TRAIN_SIZE (48000), VAL_SIZE (12000), SEED
+#      (1, the study's seed: its data split, noise, samplers and trial seeds):
+#      the study; SCALING=0 skips floodtune's 1-worker run; SCALING_PEER=1
+#      also runs Optuna + PyTorch with 1 process;
 #      FLOODTUNE_BIN (bin/floodtune): where to build floodtune.
 # Files: out/peer/ (spec, exported data, databases, logs, results).
 set -euo pipefail
@@ -25,6 +27,7 @@ trials=${TRIALS:-16}
 epochs=${EPOCHS:-10}
 train_size=${TRAIN_SIZE:-48000}
 val_size=${VAL_SIZE:-12000}
+seed=${SEED:-1}
 bin=${FLOODTUNE_BIN:-bin/floodtune}
 out=out/peer
 py=/usr/bin/python3
@@ -34,6 +37,14 @@ for v in trials epochs train_size val_size; do
     exit 2
   fi
 done
+if ! [[ $seed =~ ^[0-9]+$ ]]; then
+  echo "bench/peer.sh: SEED must be an integer ≥ 0, got '$seed'" >&2
+  exit 2
+fi
+if ! [[ ${SCALING:-1} =~ ^[01]$ ]]; then
+  echo "bench/peer.sh: SCALING must be 0 or 1, got '${SCALING}'" >&2
+  exit 2
+fi
 
 # One BLAS thread per worker, for every program: Debian's torch multiplies
 # in OpenBLAS, whose threads torch.set_num_threads does not limit.
@@ -59,8 +70,8 @@ log=$out/peer.log
 spec=$out/spec.yaml
 sed -E -e "s/\btrials: [0-9]+/trials: $trials/" -e "s/\bepochs: [0-9]+/epochs: $epochs/" \
   -e "s/\btrain_size: [0-9]+/train_size: $train_size/" -e "s/\bval_size: [0-9]+/val_size: $val_size/" \
-  bench/peer/mnist-noise20.yaml >"$spec"
-for want in "trials: $trials" "epochs: $epochs" "train_size: $train_size" "val_size: $val_size"; do
+  -e "s/\bseed: [0-9]+/seed: $seed/" bench/peer/mnist-noise20.yaml >"$spec"
+for want in "trials: $trials" "epochs: $epochs" "train_size: $train_size" "val_size: $val_size" "seed: $seed"; do
   grep -q "$want" "$spec" || { echo "bench/peer.sh: could not set '$want' in $spec" >&2; exit 1; }
 done
 
@@ -111,13 +122,15 @@ run_optuna() { # workers
 
 run_floodtune 2
 run_optuna 2
-run_floodtune 1
+if [ "${SCALING:-1}" = 1 ]; then
+  run_floodtune 1
+fi
 if [ "${SCALING_PEER:-0}" = 1 ]; then
   run_optuna 1
 fi
 
 echo
-echo "MNIST, 20% label noise: $train_size train / $val_size validation images; MLP 500-500, SGD with momentum 0.9, batch 128, $epochs epochs a trial; TPE over the flood level [0, 1.5] and lr log [0.01, 0.3], $trials trials (trial 0 plain training); SQLite"
+echo "MNIST, 20% label noise: $train_size train / $val_size validation images; MLP 500-500, SGD with momentum 0.9, batch 128, $epochs epochs a trial; TPE over the flood level [0, 1.5] and lr log [0.01, 0.3], $trials trials (trial 0 plain training), study seed $seed; SQLite"
 echo "$("$bin" version | paste -sd ';' | sed 's/;/, /g'); $($py -c 'import torch, optuna; print(f"PyTorch {torch.__version__}, Optuna {optuna.__version__}")') (Debian); 1 BLAS thread per worker"
 echo "machine: $(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo
