@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 
 	"github.com/floodtune/floodtune/objective"
-	"github.com/floodtune/floodtune/search"
 	"github.com/spf13/cobra"
 )
 
@@ -63,13 +62,9 @@ func runDatasetExport(cmd *cobra.Command, specPath, outDir string) error {
 	if outDir == "" {
 		return badInput(errors.New("--out DIR is required: the directory to write the files to"))
 	}
-	raw, err := readSpecFile(cmd, specPath)
+	spec, err := loadSpecFile(cmd, specPath)
 	if err != nil {
 		return badInput(err)
-	}
-	spec, err := search.ParseSpec(raw)
-	if err != nil {
-		return badInput(fmt.Errorf("%s: %w", specPath, err))
 	}
 	if err := checkWritableDir(outDir); err != nil {
 		return badInput(err)

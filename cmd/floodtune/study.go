@@ -113,13 +113,9 @@ study show can tell whether flooding helped.`,
 			if specPath == "" {
 				return badInput(errors.New("--spec FILE is required: the study's spec, in YAML or JSON (floodtune study create --help shows one)"))
 			}
-			data, err := readSpecFile(cmd, specPath)
+			spec, err := loadSpecFile(cmd, specPath)
 			if err != nil {
 				return badInput(err)
-			}
-			spec, err := search.ParseSpec(data)
-			if err != nil {
-				return badInput(fmt.Errorf("%s: %w", specPath, err))
 			}
 			if noBaseline {
 				off := false
@@ -165,9 +161,9 @@ study show can tell whether flooding helped.`,
 	return cmd
 }
 
-// readSpecFile reads a spec file, or standard input for "-", up to the
-// size limit (ParseSpec reports a file over it).
-func readSpecFile(cmd *cobra.Command, path string) ([]byte, error) {
+// loadSpecFile reads and parses a spec file, or standard input for "-", up to
+// the size limit of a spec; a parse error names the file.
+func loadSpecFile(cmd *cobra.Command, path string) (*search.Spec, error) {
 	var r io.Reader
 	if path == "-" {
 		r = cmd.InOrStdin()
@@ -183,7 +179,11 @@ func readSpecFile(cmd *cobra.Command, path string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read the spec %s: %w", path, err)
 	}
-	return data, nil
+	spec, err := search.ParseSpec(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return spec, nil
 }
 
 func newStudyListCmd() *cobra.Command {
