@@ -8,6 +8,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+
+	"github.com/floodtune/floodtune/internal/atomicfile"
 )
 
 // Files written by Data.Export, beside one <split>_x.f32 and <split>_y.i32
@@ -71,21 +73,27 @@ func (d *Data) Export(dir string, src ExportSource) error {
 				d.Name, name, len(s.X), len(s.Y), s.N, d.Features)
 		}
 		m := ExportedSplitMeta{N: s.N, NoisyLabels: noisy[name], X: name + "_x.f32", Y: name + "_y.i32"}
-		if err := writeFileAtomic(filepath.Join(dir, m.X), func(w *bufio.Writer) error { return writeFloat32s(w, s.X) }); err != nil {
-			return fmt.Errorf("export %s: %w", d.Name, err)
+		if err := d.write(dir, m.X, func(w *bufio.Writer) error { return writeFloat32s(w, s.X) }); err != nil {
+			return err
 		}
-		if err := writeFileAtomic(filepath.Join(dir, m.Y), func(w *bufio.Writer) error { return writeInt32s(w, s.Y) }); err != nil {
-			return fmt.Errorf("export %s: %w", d.Name, err)
+		if err := d.write(dir, m.Y, func(w *bufio.Writer) error { return writeInt32s(w, s.Y) }); err != nil {
+			return err
 		}
 		meta.Splits[name] = m
 	}
-	if err := writeFileAtomic(filepath.Join(dir, ExportMetaFile), func(w *bufio.Writer) error {
+	return d.write(dir, ExportMetaFile, func(w *bufio.Writer) error {
 		enc := json.NewEncoder(w)
 		enc.SetEscapeHTML(false)
 		enc.SetIndent("", "  ")
 		return enc.Encode(meta)
-	}); err != nil {
-		return fmt.Errorf("export %s: %w", d.Name, err)
+	})
+}
+
+// write writes one file of an export, whole or not at all.
+func (d *Data) write(dir, name string, fill func(*bufio.Writer) error) error {
+	path := filepath.Join(dir, name)
+	if err := atomicfile.Write(path, fill); err != nil {
+		return fmt.Errorf("export %s: write %s: %w", d.Name, path, err)
 	}
 	return nil
 }
@@ -100,38 +108,6 @@ func (d *Data) split(name string) *Split {
 	default:
 		return &d.Test
 	}
-}
-
-// writeFileAtomic writes path through a temporary file in the same
-// directory, renamed to path once fill and the flush succeed.
-func writeFileAtomic(path string, fill func(*bufio.Writer) error) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	w := bufio.NewWriterSize(f, 1<<16)
-	if err = fill(w); err == nil {
-		err = w.Flush()
-	}
-	if err == nil {
-		err = f.Chmod(0o644)
-	}
-	if err == nil {
-		err = f.Close()
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }
 
 func writeFloat32s(w *bufio.Writer, v []float32) error {

@@ -1,6 +1,7 @@
 package plot
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"image/color"
@@ -14,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/c-bata/goptuna"
+	"github.com/floodtune/floodtune/internal/atomicfile"
 	"github.com/floodtune/floodtune/storage"
 	gplot "gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -439,7 +441,7 @@ func (d *Data) Write(dir string, formats ...Format) ([]string, error) {
 	for _, f := range formats {
 		if f == HTML {
 			path := filepath.Join(dir, HTMLFile)
-			if err := writeFile(path, func(w *os.File) error { return d.writeHTML(w, figs) }); err != nil {
+			if err := atomicfile.Write(path, func(w *bufio.Writer) error { return d.writeHTML(w, figs) }); err != nil {
 				return files, fmt.Errorf("plot study %q: write %s: %w", d.Study.Name, path, err)
 			}
 			files = append(files, path)
@@ -447,35 +449,13 @@ func (d *Data) Write(dir string, formats ...Format) ([]string, error) {
 		}
 		for _, fig := range figs {
 			path := filepath.Join(dir, fig.file+"."+string(f))
-			if err := writeFile(path, func(w *os.File) error { return fig.writeTo(w, f) }); err != nil {
+			if err := atomicfile.Write(path, func(w *bufio.Writer) error { return fig.writeTo(w, f) }); err != nil {
 				return files, fmt.Errorf("plot study %q: write %s: %w", d.Study.Name, path, err)
 			}
 			files = append(files, path)
 		}
 	}
 	return files, nil
-}
-
-// writeFile writes a file through a temporary file in its directory, so
-// that a failed write leaves no half-written figure in its place.
-func writeFile(path string, write func(*os.File) error) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := write(tmp); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // shortName is a study name for a figure's title: at most 40 characters,
