@@ -181,7 +181,10 @@ func readDashboard(t *testing.T) dashboard {
 
 func TestEveryMetricOfTheDashboardExists(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	m := metrics.New(reg)
+	m, err := metrics.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	m.TrialStarted("s", 0, 0.5)
 	m.Epoch("s", 0, 1, 1, 0.5, 0, 1)
 	m.TrialFinished("s", 0, "complete", 1)

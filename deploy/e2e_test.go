@@ -80,7 +80,10 @@ space:
 	}
 
 	reg := prometheus.NewRegistry()
-	m := metrics.New(reg)
+	m, err := metrics.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	reg.MustRegister(metrics.NewStudyCollector(search.Stats{Store: st}))
 	sctx, stopServer := context.WithCancel(ctx)
 	defer stopServer()

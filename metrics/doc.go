@@ -8,8 +8,11 @@
 // many processes on however many machines work on a study.
 //
 //	reg := prometheus.NewRegistry()
-//	m := metrics.New(reg)                                   // worker-level
-//	reg.MustRegister(metrics.NewStudyCollector(source))     // study-level, from the storage
+//	m, err := metrics.New(reg) // worker-level; an error if reg already holds them
+//	if err != nil {
+//		return err
+//	}
+//	reg.MustRegister(metrics.NewStudyCollector(source)) // study-level, from the storage
 //	srv := &metrics.Server{Addr: "127.0.0.1:9464", Gatherer: reg}
 //	go srv.Run(ctx)
 //

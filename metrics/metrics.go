@@ -1,6 +1,8 @@
 package metrics
 
 import (
+	"errors"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -23,7 +25,25 @@ type Metrics struct {
 }
 
 // New registers the worker-level metrics in reg and returns them.
-func New(reg prometheus.Registerer) *Metrics {
+//
+// It returns an error, and registers nothing, when reg already holds one of
+// the metrics' names: New called twice on one registry, or another collector
+// that took a floodtune_ name. The error wraps what reg.Register returned
+// (a prometheus.AlreadyRegisteredError when the same metric is registered
+// again), so errors.As finds it. When a registration fails part way, New
+// unregisters the metrics it registered before, so reg holds none of them
+// (a prometheus.Registry still remembers their help and labels, as it does
+// for any collector unregistered).
+//
+// A nil reg is an error too, not a panic and not the default registry: to
+// record nothing, pass a nil *Metrics instead, whose methods do nothing.
+func New(reg prometheus.Registerer) (*Metrics, error) {
+	if reg == nil {
+		return nil, errors.New("metrics: nil registerer")
+	}
+	if r, ok := reg.(*prometheus.Registry); ok && r == nil {
+		return nil, errors.New("metrics: nil *prometheus.Registry")
+	}
 	m := &Metrics{
 		trialsFinished: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "floodtune_trials_finished_total",
@@ -74,9 +94,31 @@ func New(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}, []string{"sampler"}),
 	}
-	reg.MustRegister(m.trialsFinished, m.trialDuration, m.epochDuration, m.running, m.workerEpoch,
-		m.workerLoss, m.workerValAcc, m.workerLevel, m.ascent, m.storageOp, m.sampler)
-	return m
+	collectors := []struct {
+		name string
+		c    prometheus.Collector
+	}{
+		{"floodtune_trials_finished_total", m.trialsFinished},
+		{"floodtune_trial_duration_seconds", m.trialDuration},
+		{"floodtune_epoch_duration_seconds", m.epochDuration},
+		{"floodtune_running_trials", m.running},
+		{"floodtune_worker_epoch", m.workerEpoch},
+		{"floodtune_worker_train_loss", m.workerLoss},
+		{"floodtune_worker_val_accuracy_ratio", m.workerValAcc},
+		{"floodtune_worker_flood_level", m.workerLevel},
+		{"floodtune_worker_ascent_ratio", m.ascent},
+		{"floodtune_storage_operation_duration_seconds", m.storageOp},
+		{"floodtune_sampler_duration_seconds", m.sampler},
+	}
+	for i, c := range collectors {
+		if err := reg.Register(c.c); err != nil {
+			for _, done := range collectors[:i] {
+				reg.Unregister(done.c)
+			}
+			return nil, fmt.Errorf("metrics: register %s: %w", c.name, err)
+		}
+	}
+	return m, nil
 }
 
 // TrialsFinished returns the floodtune_trials_finished_total counters.

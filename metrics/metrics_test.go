@@ -82,7 +82,10 @@ floodtune_storage_up 0
 func TestWorkerMetrics(t *testing.T) {
 	t.Parallel()
 	reg := prometheus.NewPedanticRegistry()
-	m := metrics.New(reg)
+	m, err := metrics.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	m.TrialStarted("s", 0, 0.8)
 	m.TrialStarted("s", 1, 0.2)
 	m.Epoch("s", 0, 3, 0.9, 0.75, 0.25, 2*time.Second)
@@ -121,10 +124,136 @@ floodtune_worker_flood_level{slot="1",study="s"} 0.2
 	none.Sampled("tpe", 0)
 }
 
+// workerMetricNames are the names New registers, in the order it registers them.
+var workerMetricNames = []string{
+	"floodtune_trials_finished_total",
+	"floodtune_trial_duration_seconds",
+	"floodtune_epoch_duration_seconds",
+	"floodtune_running_trials",
+	"floodtune_worker_epoch",
+	"floodtune_worker_train_loss",
+	"floodtune_worker_val_accuracy_ratio",
+	"floodtune_worker_flood_level",
+	"floodtune_worker_ascent_ratio",
+	"floodtune_storage_operation_duration_seconds",
+	"floodtune_sampler_duration_seconds",
+}
+
+func TestNewOnARegistryThatHoldsItsMetricsIsAnError(t *testing.T) {
+	t.Parallel()
+	type testCase struct {
+		name string
+		// prepare fills reg before the New under test and returns the
+		// check of reg after it.
+		prepare func(t *testing.T, reg *prometheus.Registry) (after func(t *testing.T))
+		// taken is the metric name the error must name.
+		taken string
+		// alreadyRegistered: the error wraps a prometheus.AlreadyRegisteredError.
+		alreadyRegistered bool
+	}
+	cases := []testCase{{
+		name: "a second New on one registry fails and the first one's metrics are still gathered",
+		prepare: func(t *testing.T, reg *prometheus.Registry) func(t *testing.T) {
+			first, err := metrics.New(reg)
+			if err != nil {
+				t.Fatalf("the first New: %v", err)
+			}
+			return func(t *testing.T) {
+				first.TrialStarted("s", 0, 0.5)
+				first.TrialFinished("s", 0, "complete", time.Second)
+				want := `
+# HELP floodtune_trials_finished_total Trials this process finished, by study and final state (complete, pruned, fail; given back trials are waiting).
+# TYPE floodtune_trials_finished_total counter
+floodtune_trials_finished_total{state="complete",study="s"} 1
+`
+				if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "floodtune_trials_finished_total"); err != nil {
+					t.Fatal(err)
+				}
+				if n := testutil.CollectAndCount(reg, "floodtune_running_trials", "floodtune_trial_duration_seconds"); n != 2 {
+					t.Fatalf("%d series of the first New, want 2", n)
+				}
+			}
+		},
+		taken:             "floodtune_trials_finished_total",
+		alreadyRegistered: true,
+	}}
+	// A foreign collector that took any one of the names makes New fail at
+	// that name and unregister the ones it registered before it.
+	for _, name := range workerMetricNames {
+		cases = append(cases, testCase{
+			name: "a foreign collector that took " + name + " makes New fail and leave no floodtune metric behind",
+			prepare: func(t *testing.T, reg *prometheus.Registry) func(t *testing.T) {
+				foreign := prometheus.NewGauge(prometheus.GaugeOpts{Name: name, Help: "Somebody else's metric."})
+				reg.MustRegister(foreign)
+				foreign.Set(42)
+				return func(t *testing.T) {
+					want := "# HELP " + name + " Somebody else's metric.\n# TYPE " + name + " gauge\n" + name + " 42\n"
+					if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+						t.Fatalf("the registry holds more (or less) than the foreign collector: %v", err)
+					}
+					// Had the failed New left one of the metrics it registered
+					// before name, New again would fail on that one, with an
+					// AlreadyRegisteredError; it must fail at name again.
+					// (A registry never forgets a name's help and labels,
+					// even unregistered, so New cannot succeed here.)
+					_, err := metrics.New(reg)
+					var are prometheus.AlreadyRegisteredError
+					if want := "metrics: register " + name + ": "; err == nil || !strings.HasPrefix(err.Error(), want) || errors.As(err, &are) {
+						t.Fatalf("New again: %v; want an error starting with %q", err, want)
+					}
+				}
+			},
+			taken: name,
+		})
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			reg := prometheus.NewRegistry()
+			after := tc.prepare(t, reg)
+			m, err := metrics.New(reg)
+			if err == nil {
+				t.Fatal("New returned no error")
+			}
+			if m != nil {
+				t.Errorf("New returned %v with its error, want nil", m)
+			}
+			if want := "metrics: register " + tc.taken + ": "; !strings.HasPrefix(err.Error(), want) {
+				t.Errorf("error %q does not start with %q", err, want)
+			}
+			var are prometheus.AlreadyRegisteredError
+			if got := errors.As(err, &are); got != tc.alreadyRegistered {
+				t.Errorf("errors.As(%v, AlreadyRegisteredError) = %v, want %v", err, got, tc.alreadyRegistered)
+			}
+			after(t)
+		})
+	}
+}
+
+func TestNewWithoutARegistryIsAnError(t *testing.T) {
+	t.Parallel()
+	var none *prometheus.Registry
+	for name, reg := range map[string]prometheus.Registerer{
+		"a nil Registerer":           nil,
+		"a nil *prometheus.Registry": none,
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			m, err := metrics.New(reg)
+			if err == nil || m != nil {
+				t.Fatalf("New(%s) = %v, %v; want nil and an error", name, m, err)
+			}
+		})
+	}
+}
+
 func TestTheMetricsPassPrometheusLint(t *testing.T) {
 	t.Parallel()
 	reg := prometheus.NewPedanticRegistry()
-	m := metrics.New(reg)
+	m, err := metrics.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	reg.MustRegister(metrics.NewStudyCollector(fixedSource{stats: []metrics.StudyStat{{Name: "a", Trials: map[string]int{}, Best: 1, BestFloodLevel: 0}}}))
 	m.TrialStarted("a", 0, 0.5)
 	m.Epoch("a", 0, 1, 1, 0.5, 0, time.Second)

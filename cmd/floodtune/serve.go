@@ -33,7 +33,9 @@ func checkAddr(addr string) error {
 
 // serveMetrics registers the study collector of st (and, with worker set,
 // the worker metrics it returns) and serves them on addr until ctx ends.
-// A port in use is reported and the command goes on without metrics.
+// A port in use, or worker metrics that cannot be registered, is reported
+// on log and in the returned channel, and the command goes on without
+// metrics.
 func serveMetrics(ctx context.Context, addr string, st *storage.Store, worker bool, log io.Writer) (*metrics.Metrics, <-chan error) {
 	done := make(chan error, 1)
 	if addr == "" {
@@ -45,7 +47,13 @@ func serveMetrics(ctx context.Context, addr string, st *storage.Store, worker bo
 	reg.MustRegister(metrics.NewStudyCollector(search.Stats{Store: st}))
 	var m *metrics.Metrics
 	if worker {
-		m = metrics.New(reg)
+		var err error
+		if m, err = metrics.New(reg); err != nil {
+			fmt.Fprintf(log, "floodtune: %v; going on without metrics\n", err)
+			done <- err
+			close(done)
+			return nil, done
+		}
 	}
 	ready := make(chan string, 1)
 	go func() {
