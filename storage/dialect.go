@@ -147,19 +147,22 @@ func (d *dialect) older(col string, n int) string { return fmt.Sprintf(d.olderTh
 // retry runs op, again after a transient error (with exponential backoff and
 // jitter, at most a second apart), until op has been failing for the store's
 // retry window: a server restart or a burst of cut connections is waited
-// out, a server that stays away is reported. op must be safe to run again
-// after a transient error: a transaction that failed that way did not
-// commit.
+// out, a server that stays away is reported as ErrUnavailable, wrapping the
+// last error. op must be safe to run again after a transient error: a
+// transaction that failed that way did not commit.
 func (s *Store) retry(ctx context.Context, what string, op func(context.Context) error) error {
 	delay := 10 * time.Millisecond
 	start := time.Now()
 	for {
 		err := op(ctx)
-		if err == nil || time.Since(start) >= s.retryFor || !s.retryable(err) || ctx.Err() != nil {
-			if err != nil {
-				return fmt.Errorf("%s: %w", what, err)
-			}
+		if err == nil {
 			return nil
+		}
+		if !s.retryable(err) || ctx.Err() != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		if spent := time.Since(start); spent >= s.retryFor {
+			return fmt.Errorf("%s: %w (retried for %v): %w", what, ErrUnavailable, spent.Round(time.Millisecond), err)
 		}
 		sleep := delay + time.Duration(rand.Int64N(int64(delay)))
 		select {

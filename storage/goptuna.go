@@ -20,7 +20,7 @@ type Goptuna struct {
 	s      *Store
 	ctx    context.Context
 	worker string
-	frozen frozenCache
+	frozen *frozenCache
 }
 
 // frozenCache keeps the Goptuna form of the finished trials the store
@@ -62,7 +62,15 @@ var _ goptuna.Storage = (*Goptuna)(nil)
 
 // NewGoptuna returns the goptuna.Storage of worker on s.
 func NewGoptuna(ctx context.Context, s *Store, worker string) *Goptuna {
-	return &Goptuna{s: s, ctx: ctx, worker: worker}
+	return &Goptuna{s: s, ctx: ctx, worker: worker, frozen: &frozenCache{}}
+}
+
+// With returns the adapter of another worker, or of the same one under
+// another context, on the same store. It shares g's cache of converted
+// trials, so that a process that leases each trial under a name of its own
+// converts every finished trial once.
+func (g *Goptuna) With(ctx context.Context, worker string) *Goptuna {
+	return &Goptuna{s: g.s, ctx: ctx, worker: worker, frozen: g.frozen}
 }
 
 // Worker returns the worker name the adapter writes under.

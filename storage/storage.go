@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // DefaultURL is the storage used when none is given.
@@ -30,6 +31,17 @@ var (
 	ErrLeaseLost       = errors.New("the trial is no longer running under this worker")
 	ErrNotUpdatable    = errors.New("the trial cannot be updated in its state")
 	ErrBadURL          = errors.New("bad storage URL")
+	// ErrUnavailable is a storage that cannot be reached: Open could not
+	// connect to the PostgreSQL server or open the SQLite file (a missing
+	// directory, an I/O error, a file it may not write), or an operation
+	// kept failing on transient errors (a lost connection, a server that
+	// refuses connections, a database locked by another process) for the
+	// whole retry window. Trying again later may succeed. An error that is
+	// ErrUnavailable also wraps the driver's error (errors.As finds a
+	// *pgconn.ConnectError, a *pgconn.PgError, ...). When the caller's
+	// context ends first, the error is not ErrUnavailable: the caller gave
+	// up, not the storage.
+	ErrUnavailable = errors.New("storage unavailable")
 )
 
 // Direction says whether a study minimises or maximises its objective.
@@ -168,6 +180,12 @@ func WithoutMigration() Option { return func(o *options) { o.migrate = false } }
 //	postgres://user[:password]@host[:port]/database[?param=value]
 //	postgresql://...        (the password may also come from PGPASSWORD)
 //	sqlite:PATH             (a file, created if missing; sqlite::memory: for a private in-memory store)
+//
+// A URL that cannot be used is ErrBadURL; a storage that cannot be reached is
+// ErrUnavailable. The text of Open's errors never shows a password, but the
+// driver's error that they wrap keeps its own text, which is not redacted
+// (and a *pgconn.ConnectError holds the whole configuration): print the
+// error Open returns, never what errors.As or Unwrap find in it.
 func Open(ctx context.Context, rawURL string, opts ...Option) (*Store, error) {
 	o := options{migrate: true}
 	for _, f := range opts {
@@ -210,11 +228,11 @@ func openPostgres(ctx context.Context, rawURL string) (*Store, error) {
 	cfg.ConnConfig.RuntimeParams["application_name"] = "floodtune"
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %v", red, redactErr(err, rawURL))
+		return nil, unreachable(ctx, fmt.Sprintf("connect to %s: %s", red, redactErr(err, rawURL)), err)
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("connect to %s: %v", red, redactErr(err, rawURL))
+		return nil, unreachable(ctx, fmt.Sprintf("connect to %s: %s", red, redactErr(err, rawURL)), err)
 	}
 	return &Store{db: stdlib.OpenDBFromPool(pool), pool: pool, d: postgresDialect, url: red, retryFor: retryWindow, final: newFinalCache()}, nil
 }
@@ -247,9 +265,54 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	// process doing the same and be refused as busy: try again.
 	if err := st.retry(ctx, "open sqlite:"+path, func(ctx context.Context) error { return db.PingContext(ctx) }); err != nil {
 		db.Close()
+		if sqliteUnreachable(err) {
+			err = unreachable(ctx, err.Error(), err)
+		}
 		return nil, err
 	}
 	return st, nil
+}
+
+// sqliteUnreachable reports whether err, of opening a SQLite file, is one of
+// the file's place rather than of its contents or of the URL: the file or
+// its directory cannot be opened or written, or reading or writing it failed.
+// A file that is not a database, or a bad parameter, is not.
+func sqliteUnreachable(err error) bool {
+	switch sqliteCode(err) & 0xff {
+	case sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_PERM, sqlite3.SQLITE_READONLY,
+		sqlite3.SQLITE_FULL, sqlite3.SQLITE_NOMEM:
+		return true
+	}
+	return false
+}
+
+// openError is an error of Open that could not reach the storage. Its text
+// is msg, which the caller has cleared of passwords; it unwraps to errs, the
+// driver's error and ErrUnavailable (or the context's error when the
+// caller's context ended), so that errors.Is and errors.As see all of them.
+// The driver's error keeps its own text, which is not redacted: print the
+// openError, never what it unwraps to.
+type openError struct {
+	msg  string
+	errs []error
+}
+
+func (e *openError) Error() string   { return e.msg }
+func (e *openError) Unwrap() []error { return e.errs }
+
+// unreachable returns the error of Open that could not reach the storage:
+// msg, free of passwords, for its text, wrapping err, the driver's error,
+// and ErrUnavailable unless ctx has ended: then the context's error, for the
+// caller gave up before the storage did.
+func unreachable(ctx context.Context, msg string, err error) error {
+	e := &openError{msg: msg, errs: []error{ErrUnavailable, err}}
+	if cerr := ctx.Err(); cerr != nil {
+		e.errs = []error{err}
+		if !errors.Is(err, cerr) {
+			e.errs = append(e.errs, cerr)
+		}
+	}
+	return e
 }
 
 // Close releases the store's connections.

@@ -1,0 +1,31 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Hooks for the package's tests, which are in package storage_test.
+
+// SetRetryFor sets how long s retries an operation after transient errors.
+func SetRetryFor(s *Store, d time.Duration) { s.retryFor = d }
+
+// LimitBusyWait makes s, a SQLite store, use one connection that waits at
+// most d for another connection's lock before it reports the database busy.
+func LimitBusyWait(ctx context.Context, s *Store, d time.Duration) error {
+	s.db.SetMaxOpenConns(1)
+	_, err := s.db.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", d.Milliseconds()))
+	return err
+}
+
+// Retry runs op as a PostgreSQL store whose retry window is window runs its
+// operations.
+func Retry(ctx context.Context, window time.Duration, what string, op func(context.Context) error) error {
+	s := &Store{d: postgresDialect, retryFor: window}
+	return s.retry(ctx, what, op)
+}
+
+// CommitFailed is err as the COMMIT of an operation's transaction returned
+// it.
+func CommitFailed(err error) error { return commitError{err} }
