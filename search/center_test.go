@@ -27,11 +27,11 @@ func created(t *testing.T, spec string) (*search.Spec, []*storage.Trial) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stored, err := search.LoadSpec(study)
+	stored, err := search.LoadSpec(study.Stored())
 	if err != nil {
 		t.Fatal(err)
 	}
-	trials, err := st.Trials(ctx, study.ID)
+	trials, err := st.Trials(ctx, study.ID())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +159,7 @@ space:
 	if err := search.Optimize(ctx, st, "curves", search.Options{Workers: 1}); err != nil {
 		t.Fatal(err)
 	}
-	trials, err := st.Trials(ctx, study.ID)
+	trials, err := st.Trials(ctx, study.ID())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,16 +200,16 @@ func attrFloat(t *testing.T, tr *storage.Trial, k string) float64 {
 	return v
 }
 
-func TestSamplerSeedsDifferAcrossStudiesAndSlots(t *testing.T) {
+func TestSamplerSeedsDifferAcrossStudiesAndTrials(t *testing.T) {
 	t.Parallel()
 	seen := map[int64]string{}
 	for seed := int64(0); seed < 64; seed++ {
-		for slot := 0; slot < 16; slot++ {
-			s := search.SamplerSeed(seed, slot)
+		for number := 0; number < 256; number++ {
+			s := search.SamplerSeed(seed, number)
 			if prev, ok := seen[s]; ok {
-				t.Fatalf("study seed %d, slot %d has the sampler seed of %s", seed, slot, prev)
+				t.Fatalf("study seed %d, trial %d has the sampler seed of %s", seed, number, prev)
 			}
-			seen[s] = fmt.Sprintf("study seed %d, slot %d", seed, slot)
+			seen[s] = fmt.Sprintf("study seed %d, trial %d", seed, number)
 		}
 	}
 }

@@ -4,48 +4,51 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"math"
-	"os"
 	"runtime"
 	"runtime/debug"
-	"sort"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/c-bata/goptuna"
-	"github.com/c-bata/goptuna/cmaes"
-	"github.com/c-bata/goptuna/medianstopping"
-	"github.com/c-bata/goptuna/successivehalving"
-	"github.com/c-bata/goptuna/tpe"
 	"github.com/floodtune/floodtune/metrics"
 	"github.com/floodtune/floodtune/objective"
 	"github.com/floodtune/floodtune/storage"
 	"golang.org/x/sync/errgroup"
 )
 
-// Options configure Optimize.
+// Options configure Optimize. The zero value runs one worker per CPU until
+// the study's budget is spent.
 type Options struct {
-	// Workers is the number of trials run at once in this process, each on
-	// one BLAS thread; default runtime.NumCPU(). With OpenBLAS, Optimize
-	// raises GOMAXPROCS by Workers while it runs (see
-	// objective.ReserveWorkers).
+	// Workers is the number of trials run at once by this call; default
+	// runtime.NumCPU().
 	Workers int
-	// Name prefixes this process's worker names; default host-pid.
+	// Name prefixes the call's worker names (NAME/0, NAME/1, ...); default
+	// host-pid-random, unique to the process and the call.
 	Name string
-	// Heartbeat is how often a running trial renews its lease (default 2s);
-	// Grace is how long a lease lasts without renewal before any worker
-	// reaps the trial (default 30s); MaxRetries bounds the retries of a
-	// reaped trial (default 2).
+	// Heartbeat is how often a running trial renews its lease (default
+	// DefaultHeartbeat); Grace is how long a lease lasts without renewal
+	// before any worker reaps the trial (default DefaultLease), and must
+	// be longer than Heartbeat; MaxRetries bounds the retries of a reaped
+	// trial (default DefaultMaxRetries; negative: none).
 	Heartbeat, Grace time.Duration
 	MaxRetries       int
+	// MaxTrials bounds the trials this call runs (0: no bound beyond the
+	// study's budget); Timeout stops this call from starting trials after
+	// it has run that long, and lets the running ones finish (0: none). A
+	// study without a budget needs one of them (ErrUnbounded), or a ctx
+	// that the caller cancels.
+	MaxTrials int
+	Timeout   time.Duration
 	// Logger receives one line per trial; nil discards.
 	Logger *slog.Logger
-	// OnTrial is called after each trial this process finishes.
+	// OnTrial is called for every trial this call leased, once its outcome
+	// is stored, with the state as stored (see Result). Calls come from
+	// the workers' goroutines, one at a time per worker.
 	OnTrial func(Result)
-	// Objective runs a trial; nil trains the spec's MLP (see Train).
+	// Objective runs a trial; nil trains the spec's MLP (the built-in
+	// trainer; a study with trainer: external needs one).
 	Objective Objective
 	// Metrics records the workers' figures; nil records nothing.
 	Metrics *metrics.Metrics
@@ -54,193 +57,204 @@ type Options struct {
 	// worst value so far, so that parallel workers do not propose the same
 	// point.
 	NoConstantLiar bool
+	// ReserveThreads lets Optimize set process-wide settings for speed
+	// while it runs, which a library does not do unasked: OpenBLAS on one
+	// thread (each worker trains on one core), and, in builds with
+	// OpenBLAS, GOMAXPROCS raised by Workers (objective.ReserveWorkers), so
+	// that a worker inside a BLAS call keeps its P. docs/performance.md
+	// measured two workers in one process at 10.2 ms a step without it and
+	// 6.4 ms with it. The floodtune command sets it; a program that tunes
+	// its own threads leaves it off.
+	ReserveThreads bool
 }
 
 // Objective runs one trial and returns its value (the spec's objective).
 // It reports every epoch through t.Report, which returns ErrPruned when the
-// pruner stops the trial.
+// pruner stops the trial; returning ErrPruned then prunes it. ctx ends
+// when Optimize stops or the trial's lease is lost.
 type Objective func(ctx context.Context, t *Trial) (float64, error)
 
 // ErrPruned is returned by Trial.Report when the trial should stop.
 var ErrPruned = goptuna.ErrTrialPruned
 
-// Trial is what an Objective gets: the trial's configuration and seed, and
-// a way to report intermediate values.
-type Trial struct {
-	Number int
-	Seed   int64
-	Spec   *Spec
-	Params map[string]any // the searched options' values
-	Config objective.Config
-	// Attrs are recorded with the trial as user attributes.
-	Attrs  map[string]string
-	report func(step int, value float64) error
-	last   float64
-	slot   int
-}
-
-// Report records the value after step (an epoch) and asks the pruner; it
-// returns ErrPruned when the trial should stop.
-func (t *Trial) Report(step int, value float64) error {
-	t.last = value
-	return t.report(step, value)
-}
-
-// Result is a finished trial of this process.
+// Result is the outcome of a trial of an Optimize call, as stored.
 type Result struct {
 	Number int
-	State  storage.State
-	Value  float64
-	Params map[string]any
-	Err    error
+	// State is the trial's state in the storage after this call: complete,
+	// pruned or fail (a trial given back or reaped is failed, and retried
+	// as RetriedBy); running only if its outcome could not be written.
+	State     storage.State
+	Value     float64
+	Params    map[string]any
+	Err       error // why it failed, or was given back, or could not be stored
+	RetriedBy int   // the number of the retry enqueued in its place; 0 if none
 }
 
-// Optimize runs the study's trials with opts.Workers workers until its
-// budget is spent or ctx is cancelled; several processes, on several
-// machines, may optimise one study at once. On cancellation, running trials
-// are given back (failed and enqueued again) and Optimize returns nil.
+// Optimize runs the trials of the study name in st; see Study.Optimize.
 func Optimize(ctx context.Context, st *storage.Store, name string, opts Options) error {
-	study, err := st.StudyByName(ctx, name)
+	s, err := Load(ctx, st, name)
 	if err != nil {
 		return fmt.Errorf("optimize study %q: %w", name, err)
 	}
-	spec, err := LoadSpec(study)
+	return s.Optimize(ctx, opts)
+}
+
+// Optimize runs the study's trials with opts.Workers workers until its
+// budget is spent, or this call's MaxTrials or Timeout is reached; several
+// calls, in several processes on several machines, may optimise one study
+// at once, and never propose the same parameters. The workers lease trials
+// with Ask and tell them as the objective returns. When ctx ends, running
+// trials are given back (failed and enqueued again, to run elsewhere or on
+// resumption) and Optimize returns ctx.Err().
+func (s *Study) Optimize(ctx context.Context, opts Options) error {
+	if ctx == nil {
+		return errors.New("search: nil context")
+	}
+	c, err := s.poolConfig(opts)
 	if err != nil {
 		return err
 	}
-	if opts.Workers <= 0 {
-		opts.Workers = runtime.NumCPU()
+	if s.stored.Budget <= 0 && opts.MaxTrials == 0 && opts.Timeout == 0 {
+		return fmt.Errorf("optimize study %q: %w: set a budget (search.trials), Options.MaxTrials or Options.Timeout", s.Name(), ErrUnbounded)
 	}
-	if opts.Name == "" {
-		host, _ := os.Hostname()
-		opts.Name = host + "-" + strconv.Itoa(os.Getpid())
+	run := opts.Objective
+	if run == nil {
+		if s.spec.External() {
+			return fmt.Errorf("optimize study %q: its trials are trained by an external trainer: give Options.Objective", s.Name())
+		}
+		b := &builtin{study: s.Name(), spec: s.spec, metrics: opts.Metrics}
+		run = b.run
 	}
-	if opts.Heartbeat <= 0 {
-		opts.Heartbeat = 2 * time.Second
+	workers := opts.Workers
+	if workers == 0 {
+		workers = runtime.NumCPU()
 	}
-	if opts.Grace <= 0 {
-		opts.Grace = 30 * time.Second
+	if opts.ReserveThreads {
+		objective.SetBLASThreads(1)
+		defer objective.ReserveWorkers(workers)()
 	}
-	if opts.MaxRetries == 0 {
-		opts.MaxRetries = 2
+	name := opts.Name
+	if name == "" {
+		name = defaultWorkerName()
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
+	p := &pool{study: s, objective: run, onTrial: opts.OnTrial, logger: c.logger, left: opts.MaxTrials, limited: opts.MaxTrials > 0}
+	if opts.Timeout > 0 {
+		p.deadline = time.Now().Add(opts.Timeout)
 	}
-	run := &runner{st: st, study: study, spec: spec, opts: opts}
-	if opts.Objective == nil {
-		run.objective = run.train
-	} else {
-		run.objective = opts.Objective
-	}
-	objective.SetBLASThreads(1)
-	defer objective.ReserveWorkers(opts.Workers)()
 
 	g, gctx := errgroup.WithContext(ctx)
 	reaperCtx, stopReaper := context.WithCancel(gctx)
 	defer stopReaper()
-	go run.reap(reaperCtx)
-	for i := 0; i < opts.Workers; i++ {
-		worker := fmt.Sprintf("%s/%d", opts.Name, i)
-		g.Go(func() error { return run.work(gctx, worker, i) })
+	go p.reap(reaperCtx, c)
+	for i := range workers {
+		wc := c
+		wc.worker, wc.slot = fmt.Sprintf("%s/%d", name, i), i
+		g.Go(func() error { return p.work(gctx, wc) })
 	}
 	err = g.Wait()
 	if ctx.Err() != nil {
-		return nil
+		return ctx.Err()
 	}
 	return err
 }
 
-type runner struct {
-	st        *storage.Store
-	study     *storage.Study
-	spec      *Spec
-	opts      Options
-	objective Objective
-
-	dataOnce sync.Once
-	data     *objective.Data
-	dataErr  error
-}
-
-// samplerName is the sampler's name, for metrics.
-func (r *runner) samplerName() string {
-	if r.spec.Search.Sampler == "" {
-		return "tpe"
+// poolConfig checks opts and returns the lease settings of its workers.
+func (s *Study) poolConfig(opts Options) (askConfig, error) {
+	switch {
+	case opts.Workers < 0:
+		return askConfig{}, fmt.Errorf("%w: %d workers", ErrBadOptions, opts.Workers)
+	case opts.MaxTrials < 0:
+		return askConfig{}, fmt.Errorf("%w: MaxTrials %d is negative", ErrBadOptions, opts.MaxTrials)
+	case opts.Timeout < 0:
+		return askConfig{}, fmt.Errorf("%w: Timeout %v is negative", ErrBadOptions, opts.Timeout)
+	case opts.Heartbeat < 0:
+		return askConfig{}, fmt.Errorf("%w: Heartbeat %v is negative", ErrBadOptions, opts.Heartbeat)
 	}
-	return r.spec.Search.Sampler
+	hb, lease, retries, err := leaseSettings(opts.Heartbeat, opts.Grace, opts.MaxRetries)
+	if err != nil {
+		return askConfig{}, err
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return askConfig{heartbeat: hb, lease: lease, maxRetries: retries, noConstantLiar: opts.NoConstantLiar,
+		metrics: opts.Metrics, logger: logger}, nil
 }
 
-// samplerSeed is the seed of worker slot's sampler: each worker's sampler
-// draws its own sequence, and no two studies whose seeds differ share one
-// (a seed plus the slot would give study 2's second worker the sequence of
-// study 3's first).
-func (r *runner) samplerSeed(slot int) int64 { return SamplerSeed(r.spec.Search.Seed, slot) }
+// pool is the state an Optimize call's workers share.
+type pool struct {
+	study     *Study
+	objective Objective
+	onTrial   func(Result)
+	logger    *slog.Logger
 
-// SamplerSeed is the seed of the sampler of a study's worker slot.
-func SamplerSeed(studySeed int64, slot int) int64 {
-	h := fnv.New64a()
-	fmt.Fprintf(h, "floodtune-sampler/%d/%d", studySeed, slot)
-	return int64(h.Sum64() >> 1)
+	mu       sync.Mutex
+	left     int // trials MaxTrials still allows
+	limited  bool
+	deadline time.Time // of Timeout; zero: none
+}
+
+// take reserves the start of a trial within the call's limits.
+func (p *pool) take() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.deadline.IsZero() && !time.Now().Before(p.deadline) {
+		return false
+	}
+	if p.limited {
+		if p.left == 0 {
+			return false
+		}
+		p.left--
+	}
+	return true
+}
+
+// untake returns a reservation that did not start a trial.
+func (p *pool) untake() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.limited {
+		p.left++
+	}
 }
 
 // reap fails and retries the trials of dead workers, in any study.
-func (r *runner) reap(ctx context.Context) {
-	tick := time.NewTicker(max(r.opts.Grace/3, 100*time.Millisecond))
+func (p *pool) reap(ctx context.Context, c askConfig) {
+	tick := time.NewTicker(max(c.lease/3, 100*time.Millisecond))
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			reaped, err := r.st.Reap(ctx, r.opts.Grace, r.opts.MaxRetries)
-			if err != nil && ctx.Err() == nil {
-				r.opts.Logger.Warn("reap stale trials", "err", err)
-			}
-			for _, t := range reaped {
-				r.opts.Logger.Warn("reaped a trial whose worker stopped renewing its lease", "study", t.StudyID, "trial", t.Number, "retried", t.RetryID != 0)
+			if err := p.study.reap(ctx, c); err != nil && ctx.Err() == nil {
+				p.logger.Warn("reap stale trials", "err", err)
 			}
 		}
 	}
 }
 
-// work runs trials until the budget is spent.
-func (r *runner) work(ctx context.Context, worker string, slot int) error {
-	adapter := storage.NewGoptuna(ctx, r.st, worker)
-	// The sampler's view of the study (with the constant liar) and the
-	// pruner's (the trials as they are) are two Goptuna studies on one
-	// store.
-	var view goptuna.Storage = adapter
-	if !r.opts.NoConstantLiar {
-		view = liar{adapter, r.spec.Direction() == "maximize"}
-	}
-	gs, err := r.goptunaStudy(view, slot, false)
-	if err != nil {
-		return err
-	}
-	gp, err := r.goptunaStudy(adapter, slot, true)
-	if err != nil {
-		return err
-	}
-	// Claiming and creating are not cancelled half-way: a trial that the
-	// database gave this worker is always run or given back, never left
-	// running with no one to renew its lease.
-	claimCtx := context.WithoutCancel(ctx)
-	m := r.opts.Metrics
+// work runs trials until the budget or the call's limits are reached.
+func (p *pool) work(ctx context.Context, c askConfig) error {
+	s := p.study
 	for ctx.Err() == nil {
-		t0 := time.Now()
-		t, err := r.st.ClaimWaiting(claimCtx, r.study.ID, worker)
-		m.StorageOp("claim", time.Since(t0))
-		if errors.Is(err, storage.ErrNotFound) {
-			t0 = time.Now()
-			t, err = r.st.CreateTrial(claimCtx, r.study.ID, storage.NewTrial{State: storage.Running, Worker: worker, Value: math.NaN()})
-			m.StorageOp("create", time.Since(t0))
+		if !p.take() {
+			return nil
 		}
-		if errors.Is(err, storage.ErrBudgetExhausted) {
+		t, err := s.ask(ctx, c)
+		var pe *prepareError
+		switch {
+		case errors.Is(err, ErrBudgetExhausted):
+			p.untake()
 			// Trials still running elsewhere may fail and be retried:
 			// wait for them before stopping.
-			counts, _, cerr := r.st.Counts(ctx, r.study.ID)
+			counts, _, cerr := s.st.Counts(ctx, s.stored.ID)
 			if cerr != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
 				return cerr
 			}
 			if counts[storage.Running] == 0 && counts[storage.Waiting] == 0 {
@@ -248,275 +262,110 @@ func (r *runner) work(ctx context.Context, worker string, slot int) error {
 			}
 			select {
 			case <-ctx.Done():
-			case <-time.After(r.opts.Heartbeat):
+			case <-time.After(c.heartbeat):
 			}
 			continue
-		}
-		if err != nil {
+		case errors.As(err, &pe):
+			p.logger.Warn("trial failed before it ran", "trial", pe.number, "err", pe.err)
+			p.report(Result{Number: pe.number, State: storage.Fail, Value: math.NaN(), Err: pe.err})
+			continue
+		case err != nil:
+			p.untake()
 			if ctx.Err() != nil {
 				return nil
 			}
 			return err
 		}
-		res := r.runTrial(ctx, gs, gp, worker, slot, t)
-		if r.opts.OnTrial != nil && ctx.Err() == nil {
-			r.opts.OnTrial(res)
-		}
+		p.report(p.run(ctx, c, t))
 	}
 	return nil
 }
 
-// goptunaStudy returns a Goptuna study on adapter with the spec's sampler,
-// or, with pruning set, its pruner.
-func (r *runner) goptunaStudy(adapter goptuna.Storage, slot int, pruning bool) (*goptuna.Study, error) {
-	seed := r.samplerSeed(slot)
-	opts := []goptuna.StudyOption{goptuna.StudyOptionStorage(adapter), goptuna.StudyOptionLogger(nil)}
-	switch r.spec.Search.Sampler {
-	case "random":
-		opts = append(opts, goptuna.StudyOptionSampler(goptuna.NewRandomSampler(goptuna.RandomSamplerOptionSeed(seed))))
-	case "cmaes":
-		opts = append(opts, goptuna.StudyOptionSampler(goptuna.NewRandomSampler(goptuna.RandomSamplerOptionSeed(seed))),
-			goptuna.StudyOptionRelativeSampler(cmaes.NewSampler(cmaes.SamplerOptionSeed(seed))))
-	default:
-		opts = append(opts, goptuna.StudyOptionSampler(tpe.NewSampler(tpe.SamplerOptionSeed(seed))))
+func (p *pool) report(r Result) {
+	if p.onTrial != nil {
+		p.onTrial(r)
 	}
-	switch {
-	case !pruning:
-	case r.spec.Search.Pruner == "median":
-		opts = append(opts, goptuna.StudyOptionPruner(medianstopping.NewMedianPruner()))
-	case r.spec.Search.Pruner == "successive_halving":
-		p, err := successivehalving.NewPruner()
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, goptuna.StudyOptionPruner(p))
-	}
-	return goptuna.LoadStudy(r.study.Name, opts...)
 }
 
-// runTrial samples the trial's parameters, runs the objective under a
-// lease, and records the outcome.
-func (r *runner) runTrial(ctx context.Context, gs, gp *goptuna.Study, worker string, slot int, t *storage.Trial) (res Result) {
-	res = Result{Number: t.Number, Value: math.NaN()}
-	m, start := r.opts.Metrics, time.Now()
-	tctx, cancel := context.WithCancelCause(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		r.heartbeat(tctx, cancel, t.ID, worker)
-	}()
-	// Stop the heartbeat, then wait for it, on every return.
-	defer wg.Wait()
-	defer cancel(nil)
+// run runs the objective on a leased trial and stores its outcome.
+func (p *pool) run(ctx context.Context, c askConfig, t *Trial) Result {
+	m, start, s := c.metrics, time.Now(), p.study
+	res := Result{Number: t.Number, Value: math.NaN(), Params: t.Params}
+	m.TrialStarted(s.Name(), c.slot, t.Config.FloodLevel)
+	metricState := ""
+	defer func() { m.TrialFinished(s.Name(), c.slot, metricState, time.Since(start)) }()
 
-	t0 := time.Now()
-	trial, err := r.prepare(tctx, gs, gp, worker, r.samplerSeed(slot), t)
-	m.Sampled(r.samplerName(), time.Since(t0))
-	level := math.NaN()
-	if err == nil {
-		trial.slot, level = slot, trial.Config.FloodLevel
-	}
-	m.TrialStarted(r.study.Name, slot, level)
-	defer func() { m.TrialFinished(r.study.Name, slot, string(res.State), time.Since(start)) }()
-	if err == nil {
-		res.Params = trial.Params
-		res.Value, err = r.call(tctx, trial)
-	}
-	state, value := storage.Complete, res.Value
+	octx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(t.ctx, func() { cancel(context.Cause(t.ctx)) })
+	value, err := p.call(octx, t)
+	stop()
+	cancel(nil)
+
 	// A trial's outcome is recorded even when the worker is stopping: the
 	// writes below do not take the stop.
 	wctx := context.WithoutCancel(ctx)
+	var werr error
 	switch {
+	case errors.Is(context.Cause(t.ctx), ErrLeaseLost):
+		t.abandon()
+		res.Err = context.Cause(t.ctx)
+		p.logger.Warn("lost the lease of a trial; its result is dropped", "trial", t.Number)
+		res.State, metricState = s.storedState(wctx, t), string(storage.Fail)
+		return res
 	case ctx.Err() != nil && err != nil:
 		// Stopped in the middle: hand the trial back for another worker.
-		if _, gerr := r.st.GiveBack(wctx, t.ID, worker, "its worker stopped"); gerr != nil {
-			r.opts.Logger.Warn("give back a trial", "trial", t.Number, "err", gerr)
+		res.Err, metricState = ctx.Err(), string(storage.Waiting)
+		retry, gerr := t.release(wctx, "its worker stopped")
+		if gerr != nil {
+			p.logger.Warn("give back a trial", "trial", t.Number, "err", gerr)
+			res.Err = errors.Join(res.Err, gerr)
+			res.State = s.storedState(wctx, t)
+			return res
 		}
-		res.State, res.Err = storage.Waiting, ctx.Err()
-		return res
-	case errors.Is(context.Cause(tctx), storage.ErrLeaseLost):
-		res.State, res.Err = storage.Fail, context.Cause(tctx)
-		r.opts.Logger.Warn("lost the lease of a trial; its result is dropped", "trial", t.Number)
+		res.State, res.RetriedBy = storage.Fail, retry
 		return res
 	case errors.Is(err, ErrPruned):
-		state, value = storage.Pruned, trial.last
+		res.State = storage.Pruned
+		t.mu.Lock()
+		res.Value = t.last
+		t.mu.Unlock()
+		werr = t.Prune(wctx)
 	case err == nil && math.IsNaN(value):
 		err = errors.New("the objective returned NaN")
 		fallthrough
 	case err != nil:
-		state, value = storage.Fail, math.NaN()
-		_ = r.st.SetTrialAttr(wctx, t.ID, worker, storage.SystemAttr, ReasonAttr, err.Error())
-		res.Err = err
+		res.State, res.Err = storage.Fail, err
+		werr = t.Fail(wctx, err)
+	default:
+		res.State, res.Value = storage.Complete, value
+		werr = t.Tell(wctx, value)
 	}
-	if trial != nil {
-		for k, v := range trial.Attrs {
-			_ = r.st.SetTrialAttr(wctx, t.ID, worker, storage.UserAttr, k, v)
-		}
+	if werr != nil {
+		res.Err = errors.Join(res.Err, werr)
+		res.State = s.storedState(wctx, t)
+		p.logger.Warn("store the outcome of a trial", "trial", t.Number, "err", werr)
 	}
-	t0 = time.Now()
-	ferr := r.st.Finish(wctx, t.ID, worker, state, value)
-	m.StorageOp("finish", time.Since(t0))
-	if ferr != nil {
-		res.Err = errors.Join(res.Err, ferr)
-		r.opts.Logger.Warn("finish a trial", "trial", t.Number, "err", ferr)
-	}
-	res.State, res.Value = state, value
-	r.opts.Logger.Info("trial finished", "trial", t.Number, "state", state, "value", value, "params", res.Params, "err", res.Err)
+	metricState = string(res.State)
+	p.logger.Info("trial finished", "trial", t.Number, "state", res.State, "value", res.Value, "params", res.Params, "err", res.Err)
 	return res
 }
 
-// heartbeat renews the lease until ctx ends; a lost lease cancels the trial.
-func (r *runner) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, id int64, worker string) {
-	tick := time.NewTicker(r.opts.Heartbeat)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-			if err := r.st.Heartbeat(ctx, id, worker); errors.Is(err, storage.ErrLeaseLost) {
-				cancel(err)
-				return
-			}
-		}
-	}
-}
-
-// prepare samples the searched options and builds the trial.
-func (r *runner) prepare(ctx context.Context, gs, gp *goptuna.Study, worker string, samplerSeed int64, t *storage.Trial) (*Trial, error) {
-	gt := goptuna.Trial{Study: gs, ID: int(t.ID)}
-	if gs.RelativeSampler != nil {
-		if err := gt.CallRelativeSampler(); err != nil {
-			return nil, fmt.Errorf("relative sampler: %w", err)
-		}
-	}
-	names := make([]string, 0, len(r.spec.Space))
-	for name := range r.spec.Space {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	params := map[string]any{}
-	for _, name := range names {
-		v, err := r.spec.Space[name].suggest(gt, name)
-		if err != nil {
-			return nil, fmt.Errorf("sample %s: %w", name, err)
-		}
-		params[name] = v
-	}
-	cfg, err := r.spec.Config(params)
+// storedState reads a trial's state back after a write that failed.
+func (s *Study) storedState(ctx context.Context, t *Trial) storage.State {
+	stored, err := s.st.Trial(ctx, t.id)
 	if err != nil {
-		return nil, err
+		return storage.Running
 	}
-	seed := TrialSeed(r.spec.Search.Seed, t.Number)
-	cfg.Seed = seed
-	for k, v := range map[string]int64{SeedAttr: seed, SamplerSeedAttr: samplerSeed} {
-		if err := r.st.SetTrialAttr(ctx, t.ID, worker, storage.SystemAttr, k, strconv.FormatInt(v, 10)); err != nil {
-			return nil, err
-		}
-	}
-	trial := &Trial{Number: t.Number, Seed: seed, Spec: r.spec, Params: params, Config: cfg, Attrs: map[string]string{}}
-	pt := goptuna.Trial{Study: gp, ID: int(t.ID)}
-	trial.report = func(step int, value float64) error {
-		if gp.Pruner == nil {
-			return r.st.Report(ctx, t.ID, worker, step, value)
-		}
-		return pt.ShouldPrune(step, value)
-	}
-	return trial, nil
+	return stored.State
 }
 
 // call runs the objective, turning a panic into the trial's failure.
-func (r *runner) call(ctx context.Context, t *Trial) (v float64, err error) {
+func (p *pool) call(ctx context.Context, t *Trial) (v float64, err error) {
 	defer func() {
-		if p := recover(); p != nil {
-			r.opts.Logger.Error("the objective panicked", "trial", t.Number, "panic", p, "stack", string(debug.Stack()))
-			v, err = math.NaN(), fmt.Errorf("the objective panicked: %v", p)
+		if r := recover(); r != nil {
+			p.logger.Error("the objective panicked", "trial", t.Number, "panic", r, "stack", string(debug.Stack()))
+			v, err = math.NaN(), fmt.Errorf("the objective panicked: %v", r)
 		}
 	}()
-	return r.objective(ctx, t)
-}
-
-// train is the built-in objective: train the spec's MLP on its dataset and
-// return the validation accuracy (or loss).
-func (r *runner) train(ctx context.Context, t *Trial) (float64, error) {
-	r.dataOnce.Do(func() {
-		// Not the trial's context: the data serve every later trial, even
-		// if this one is cancelled while they load.
-		r.data, r.dataErr = r.spec.LoadData(context.WithoutCancel(ctx))
-	})
-	if r.dataErr != nil {
-		return math.NaN(), r.dataErr
-	}
-	minimize := r.spec.Direction() == "minimize"
-	res, err := objective.Train(ctx, r.data, t.Config, func(e objective.EpochReport) error {
-		r.opts.Metrics.Epoch(r.study.Name, t.slot, e.Epoch, e.TrainLoss, e.ValAcc, e.AscentFraction, time.Duration(e.Seconds*float64(time.Second)))
-		v := e.ValAcc
-		if minimize {
-			v = e.ValLoss
-		}
-		return t.Report(e.Epoch, v)
-	})
-	if res != nil {
-		curves := map[string]func(objective.EpochReport) float64{
-			TrainLossCurveAttr: func(e objective.EpochReport) float64 { return e.TrainLoss },
-			ValLossCurveAttr:   func(e objective.EpochReport) float64 { return e.ValLoss },
-		}
-		if t.Config.TestCurve {
-			curves[TestLossCurveAttr] = func(e objective.EpochReport) float64 { return e.TestLoss }
-			curves[TestAccCurveAttr] = func(e objective.EpochReport) float64 { return e.TestAcc }
-		}
-		for name, f := range curves {
-			t.Attrs[name] = FormatCurve(res.History, f)
-		}
-		t.Attrs["ascent_fraction"] = strconv.FormatFloat(res.AscentFraction, 'g', -1, 64)
-		t.Attrs["epochs"] = strconv.Itoa(res.Epochs)
-		t.Attrs["seconds"] = strconv.FormatFloat(res.Seconds, 'g', 6, 64)
-	}
-	if err != nil {
-		return math.NaN(), err
-	}
-	for k, v := range map[string]float64{"test_acc": res.TestAcc, "test_loss": res.TestLoss, "train_loss": res.TrainLoss, "train_acc": res.TrainAcc, "val_loss": res.ValLoss, "val_acc": res.ValAcc} {
-		t.Attrs[k] = strconv.FormatFloat(v, 'g', -1, 64)
-	}
-	if minimize {
-		return res.ValLoss, nil
-	}
-	return res.ValAcc, nil
-}
-
-// liar is the sampler's view of a study under the constant-liar strategy:
-// every running trial that already has parameters looks finished, with the
-// worst value of the finished trials, so that TPE steers away from points
-// being evaluated right now instead of proposing them again.
-type liar struct {
-	*storage.Goptuna
-	maximize bool
-}
-
-func (l liar) GetAllTrials(studyID int) ([]goptuna.FrozenTrial, error) {
-	trials, err := l.Goptuna.GetAllTrials(studyID)
-	if err != nil {
-		return nil, err
-	}
-	worst, any := 0.0, false
-	for _, t := range trials {
-		if t.State != goptuna.TrialStateComplete {
-			continue
-		}
-		if !any || (l.maximize && t.Value < worst) || (!l.maximize && t.Value > worst) {
-			worst, any = t.Value, true
-		}
-	}
-	if !any {
-		return trials, nil
-	}
-	out := make([]goptuna.FrozenTrial, len(trials))
-	for i, t := range trials {
-		if t.State == goptuna.TrialStateRunning && len(t.InternalParams) > 0 {
-			t.State, t.Value = goptuna.TrialStateComplete, worst
-		}
-		out[i] = t
-	}
-	return out, nil
+	return p.objective(ctx, t)
 }

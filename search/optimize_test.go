@@ -3,6 +3,7 @@ package search_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -59,7 +60,7 @@ func TestOptimizeSpendsTheBudgetExactly(t *testing.T) {
 	if err := search.Optimize(ctx, st, "gauss", search.Options{Workers: 2, OnTrial: func(search.Result) { seen.Add(1) }}); err != nil {
 		t.Fatal(err)
 	}
-	trials, err := st.Trials(ctx, study.ID)
+	trials, err := st.Trials(ctx, study.ID())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,8 +82,8 @@ func TestOptimizeSpendsTheBudgetExactly(t *testing.T) {
 		if want := strconv.FormatInt(search.TrialSeed(3, i), 10); tr.SystemAttrs[search.SeedAttr] != want {
 			t.Errorf("trial %d: seed %q, want %s", i, tr.SystemAttrs[search.SeedAttr], want)
 		}
-		if s := tr.SystemAttrs[search.SamplerSeedAttr]; s != strconv.FormatInt(search.SamplerSeed(3, 0), 10) && s != strconv.FormatInt(search.SamplerSeed(3, 1), 10) {
-			t.Errorf("trial %d: sampler seed %q, want the seed of slot 0 or 1 of study seed 3", i, s)
+		if s := tr.SystemAttrs[search.SamplerSeedAttr]; s != strconv.FormatInt(search.SamplerSeed(3, i), 10) {
+			t.Errorf("trial %d: sampler seed %q, want the seed of trial %d of study seed 3", i, s, i)
 		}
 		if len(tr.Intermediate) != 4 {
 			t.Errorf("trial %d: %d intermediate values, want one per epoch", i, len(tr.Intermediate))
@@ -120,7 +121,7 @@ func TestAFailingObjectiveFailsItsTrialAndTheWorkerGoesOn(t *testing.T) {
 	if err := search.Optimize(ctx, st, "failing", search.Options{Workers: 2, Objective: obj}); err != nil {
 		t.Fatal(err)
 	}
-	trials, _ := st.Trials(ctx, study.ID)
+	trials, _ := st.Trials(ctx, study.ID())
 	if len(trials) != 8 {
 		t.Fatalf("%d trials, want 8", len(trials))
 	}
@@ -151,7 +152,10 @@ func TestOptimizeRecordsMetricsAndTheStorageReportsTheStudy(t *testing.T) {
 				t.Fatal(err)
 			}
 			reg := prometheus.NewPedanticRegistry()
-			m := metrics.New(reg)
+			m, err := metrics.New(reg)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if err := search.Optimize(ctx, st, "watched", search.Options{Workers: 2, Metrics: m}); err != nil {
 				t.Fatal(err)
 			}
@@ -180,10 +184,17 @@ func openPG(t *testing.T) *storage.Store {
 	return st
 }
 
-// With OpenBLAS, Optimize gives each worker a P of its own while it runs
-// (objective.ReserveWorkers) and restores GOMAXPROCS when it returns. Not
+// With ReserveThreads and OpenBLAS, Optimize gives each worker a P of its
+// own while it runs (objective.ReserveWorkers) and restores GOMAXPROCS when
+// it returns; without ReserveThreads it leaves GOMAXPROCS alone. Not
 // parallel: GOMAXPROCS is the process's.
-func TestOptimizeRaisesGOMAXPROCSByItsWorkersWhileItRuns(t *testing.T) {
+func TestOptimizeRaisesGOMAXPROCSByItsWorkersOnlyWhenAsked(t *testing.T) {
+	for _, reserve := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ReserveThreads %v", reserve), func(t *testing.T) { testReserveThreads(t, reserve) })
+	}
+}
+
+func testReserveThreads(t *testing.T, reserve bool) {
 	ctx := context.Background()
 	st := openSQLite(t)
 	spec, err := search.ParseSpec([]byte(gaussSpec))
@@ -199,11 +210,11 @@ func TestOptimizeRaisesGOMAXPROCSByItsWorkersWhileItRuns(t *testing.T) {
 		during.Store(int32(runtime.GOMAXPROCS(0)))
 		return 0.5, nil
 	}
-	if err := search.Optimize(ctx, st, "procs", search.Options{Workers: 3, Objective: obj}); err != nil {
+	if err := search.Optimize(ctx, st, "procs", search.Options{Workers: 3, Objective: obj, ReserveThreads: reserve}); err != nil {
 		t.Fatal(err)
 	}
 	want := before
-	if strings.HasPrefix(objective.BLAS(), "OpenBLAS") {
+	if reserve && strings.HasPrefix(objective.BLAS(), "OpenBLAS") {
 		want = before + 3
 	}
 	if got := int(during.Load()); got != want {

@@ -79,7 +79,7 @@ space:
 			t.Fatalf("process %d did not finish", i)
 		}
 	}
-	trials, err := st.Trials(ctx, study.ID)
+	trials, err := st.Trials(ctx, study.ID())
 	if err != nil {
 		t.Fatal(err)
 	}

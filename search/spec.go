@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,6 +22,14 @@ import (
 // options that are searched. It is read from YAML or JSON (ParseSpec) or
 // built in Go.
 type Spec struct {
+	// Trainer says what trains the trials: "builtin" (the default)
+	// trains floodtune's MLP on Dataset with Model and Training; "external"
+	// leaves training to the program that runs the trials (a Go objective,
+	// or a client of Ask/Tell), which names its own searched options in
+	// Space and may suggest more at run time (Trial.SuggestFloat, ...).
+	// An external study needs no dataset; flood_level and flood keep their
+	// meaning (Trial.FloodLevel, Trial.FloodMethod).
+	Trainer  string           `yaml:"trainer" json:"trainer,omitempty"`
 	Dataset  DatasetSpec      `yaml:"dataset" json:"dataset"`
 	Model    ModelSpec        `yaml:"model" json:"model"`
 	Training TrainingSpec     `yaml:"training" json:"training"`
@@ -68,7 +77,11 @@ type SearchSpec struct {
 	Pruner    string `yaml:"pruner" json:"pruner,omitempty"`       // none (default), median, successive_halving
 	Trials    int    `yaml:"trials" json:"trials"`                 // the study-wide budget
 	Seed      int64  `yaml:"seed" json:"seed,omitempty"`           // seeds the sampler and every trial
-	Objective string `yaml:"objective" json:"objective,omitempty"` // val_acc (default, maximised) or val_loss (minimised)
+	Objective string `yaml:"objective" json:"objective,omitempty"` // val_acc (default, maximised) or val_loss (minimised); an external trainer's own name
+	// Direction is maximize or minimize; by default minimize for val_loss
+	// and maximize otherwise. An external trainer names it when its
+	// objective is a loss.
+	Direction string `yaml:"direction" json:"direction,omitempty"`
 	// Baseline enqueues a plain-training trial (b = 0) first; default true.
 	Baseline *bool `yaml:"baseline" json:"baseline,omitempty"`
 }
@@ -106,6 +119,18 @@ const (
 // defaultCenterEpochs is the length of the unflooded run of center:
 // unflooded.
 const defaultCenterEpochs = 3
+
+// Trainers.
+const (
+	TrainerBuiltin  = "builtin"
+	TrainerExternal = "external"
+)
+
+// Directions of a study's objective.
+const (
+	Maximize = "maximize"
+	Minimize = "minimize"
+)
 
 // Parameter types.
 const (
@@ -204,6 +229,9 @@ func ParseWidths(s string) ([]int, error) {
 // SpecError lists every problem of a spec, one clear message each.
 type SpecError struct{ Problems []string }
 
+// Is makes errors.Is(err, ErrBadSpec) hold for every spec problem.
+func (e *SpecError) Is(target error) bool { return target == ErrBadSpec }
+
 func (e *SpecError) Error() string {
 	if len(e.Problems) == 1 {
 		return "spec: " + e.Problems[0]
@@ -249,13 +277,24 @@ func yamlProblem(err error) string {
 	return "not valid YAML or JSON: " + strings.ReplaceAll(msg, "\n", " ")
 }
 
-// Direction returns "maximize" for val_acc, "minimize" for val_loss.
+// Direction returns search.direction if set, else "minimize" for the
+// objective val_loss and "maximize" for any other.
 func (s *Spec) Direction() string {
-	if s.Search.Objective == "val_loss" {
-		return "minimize"
+	switch {
+	case s.Search.Direction != "":
+		return s.Search.Direction
+	case s.Search.Objective == "val_loss":
+		return Minimize
 	}
-	return "maximize"
+	return Maximize
 }
+
+// External reports whether the trials are trained by the program that runs
+// them rather than by floodtune's built-in trainer.
+func (s *Spec) External() bool { return s.Trainer == TrainerExternal }
+
+// validName matches the names an external trainer may give its options.
+var validName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,63}$`)
 
 // WithBaseline reports whether a plain-training trial (flood level 0) is
 // enqueued first: by default when the flood level is searched.
@@ -272,9 +311,24 @@ func (s *Spec) Validate() error {
 	var probs []string
 	add := func(format string, args ...any) { probs = append(probs, fmt.Sprintf(format, args...)) }
 
-	ds := s.DatasetSpec()
-	if err := ds.Validate(); err != nil {
-		add("dataset: %s", strings.TrimPrefix(err.Error(), "dataset spec: "))
+	switch s.Trainer {
+	case "", TrainerBuiltin, TrainerExternal:
+	default:
+		add("trainer: unknown %q (want builtin or external)", s.Trainer)
+	}
+	external := s.External()
+	if ds := s.DatasetSpec(); !external || ds.Name != "" {
+		if err := ds.Validate(); err != nil {
+			add("dataset: %s", strings.TrimPrefix(err.Error(), "dataset spec: "))
+		}
+	}
+	if external {
+		if len(s.Model.Hidden) > 0 {
+			add("model: an external trainer builds its own model; search its options under space or fix them in its code")
+		}
+		for _, name := range s.builtinTraining() {
+			add("training.%s: an option of the built-in trainer; an external trainer fixes its own options in its code or searches them under space", name)
+		}
 	}
 	switch s.Search.Sampler {
 	case "", "tpe", "random", "cmaes":
@@ -286,10 +340,22 @@ func (s *Spec) Validate() error {
 	default:
 		add("search.pruner: unknown %q (want none, median or successive_halving)", s.Search.Pruner)
 	}
-	switch s.Search.Objective {
-	case "", "val_acc", "val_loss":
-	default:
-		add("search.objective: unknown %q (want val_acc or val_loss)", s.Search.Objective)
+	switch {
+	case !external:
+		switch s.Search.Objective {
+		case "", "val_acc", "val_loss":
+		default:
+			add("search.objective: unknown %q (want val_acc or val_loss)", s.Search.Objective)
+		}
+	case s.Search.Objective != "" && !validName.MatchString(s.Search.Objective):
+		add("search.objective: %q is not a name (letters, digits, _ . -, at most 64)", s.Search.Objective)
+	}
+	switch d := s.Search.Direction; {
+	case d != "" && d != Maximize && d != Minimize:
+		add("search.direction: unknown %q (want maximize or minimize)", d)
+	case d != "" && !external && s.Search.Objective == "val_loss" && d != Minimize,
+		d != "" && !external && s.Search.Objective != "val_loss" && d != Maximize:
+		add("search.direction: %s contradicts the objective %s", d, s.objectiveName())
 	}
 	if s.Search.Trials <= 0 || s.Search.Trials > MaxTrials {
 		add("search.trials: must be between 1 and %d, got %d", MaxTrials, s.Search.Trials)
@@ -305,15 +371,24 @@ func (s *Spec) Validate() error {
 		p := s.Space[name]
 		where := "space." + name
 		opt, ok := options[name]
-		if !ok {
-			add("%s: unknown option (searchable: %s)", where, strings.Join(searchable(), ", "))
+		switch {
+		case external && !validName.MatchString(name):
+			add("%s: not a name (letters, digits, _ . -, starting with a letter or _, at most 64)", where)
 			continue
-		}
-		if !contains(opt.types, p.Type) {
+		case !ok && !external:
+			add("%s: unknown option (searchable: %s; a program that trains the trials itself sets trainer: external and names its own)", where, strings.Join(searchable(), ", "))
+			continue
+		case external && !ok && p.Type != Float && p.Type != Int && p.Type != Categorical:
+			add("%s: type %q is not one of float, int, categorical", where, p.Type)
+			continue
+		case ok && !contains(opt.types, p.Type):
 			add("%s: type %q is not one of %s", where, p.Type, strings.Join(opt.types, ", "))
 			continue
 		}
 		msgs := p.problems()
+		if external && p.Center != "" {
+			msgs = append(msgs, "center needs the built-in trainer, which trains the estimate's short run or knows the dataset's classes")
+		}
 		msgs = append(msgs, s.centerProblems(name, p)...)
 		for _, msg := range msgs {
 			add("%s: %s", where, msg)
@@ -333,8 +408,16 @@ func (s *Spec) Validate() error {
 
 	// Every extreme of the space, merged with the fixed options, must make
 	// a valid training configuration (a positive learning rate, widths
-	// within the limits, ...).
-	if len(probs) == 0 {
+	// within the limits, ...); an external trainer's, a valid flood level
+	// and method.
+	if len(probs) == 0 && external {
+		for _, c := range s.corners() {
+			if _, err := s.floodConfig(c); err != nil {
+				add("%s%v", describe(c), err)
+				break
+			}
+		}
+	} else if len(probs) == 0 {
 		for _, c := range s.corners() {
 			cfg, err := s.Config(c)
 			if err == nil {
@@ -350,6 +433,30 @@ func (s *Spec) Validate() error {
 		return &SpecError{Problems: probs}
 	}
 	return nil
+}
+
+// builtinTraining returns the options of training that only the built-in
+// trainer reads, among those the spec sets.
+func (s *Spec) builtinTraining() []string {
+	var out []string
+	for name := range s.fixedNames() {
+		if name != "flood" && name != "flood_level" && name != "hidden" {
+			out = append(out, name)
+		}
+	}
+	if s.Training.TestCurve {
+		out = append(out, "test_curve")
+	}
+	sort.Strings(out)
+	return out
+}
+
+// objectiveName is the objective's name, its default spelt out.
+func (s *Spec) objectiveName() string {
+	if s.Search.Objective == "" {
+		return "val_acc"
+	}
+	return s.Search.Objective
 }
 
 // centerProblems checks a parameter's center options.
@@ -640,6 +747,35 @@ func (s *Spec) Config(values map[string]any) (objective.Config, error) {
 		if err := opt.apply(&c, v); err != nil {
 			return c, fmt.Errorf("%s: %w", name, err)
 		}
+	}
+	return c, nil
+}
+
+// floodConfig returns the flood method and level of an external trainer's
+// trial: the defaults, the fixed training.flood and training.flood_level,
+// then the values of flood and flood_level among values; other options are
+// the trainer's own.
+func (s *Spec) floodConfig(values map[string]any) (objective.Config, error) {
+	c := objective.Config{Flood: defaultConfig.Flood}
+	if t := s.Training.Flood; t != nil {
+		m, err := flood.ParseMethod(*t)
+		if err != nil {
+			return c, fmt.Errorf("training.flood: %w", err)
+		}
+		c.Flood = m
+	}
+	if t := s.Training.FloodLevel; t != nil {
+		c.FloodLevel = *t
+	}
+	for _, name := range []string{"flood", "flood_level"} {
+		if v, ok := values[name]; ok {
+			if err := options[name].apply(&c, v); err != nil {
+				return c, fmt.Errorf("%s: %w", name, err)
+			}
+		}
+	}
+	if err := flood.CheckLevel(c.FloodLevel); err != nil {
+		return c, err
 	}
 	return c, nil
 }

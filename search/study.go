@@ -2,17 +2,18 @@ package search
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"math"
-	"sort"
+	"os"
 	"strconv"
-	"strings"
+	"sync/atomic"
+	"time"
 
-	"github.com/c-bata/goptuna"
-	"github.com/floodtune/floodtune/objective"
 	"github.com/floodtune/floodtune/storage"
 )
 
@@ -24,55 +25,42 @@ const (
 	ReasonAttr      = storage.FailReasonAttr
 )
 
-// User attributes of the built-in objective's trials that hold per-epoch
-// curves (FormatCurve, ParseCurve): the training loss (unflooded, the
-// mean over the epoch's minibatches) and the validation loss always, the
-// test loss and accuracy with training.test_curve.
-const (
-	TrainLossCurveAttr = "train_loss_curve"
-	ValLossCurveAttr   = "val_loss_curve"
-	TestLossCurveAttr  = "test_loss_curve"
-	TestAccCurveAttr   = "test_acc_curve"
+// Errors of the search's concern; compare with errors.Is. The storage's
+// errors are repeated here so that a program that embeds the search needs
+// no other package to tell them apart.
+var (
+	// ErrBadSpec is matched by every problem of a spec (ParseSpec,
+	// Spec.Validate, Create).
+	ErrBadSpec = errors.New("bad study spec")
+	// ErrBadOptions is matched by inconsistent Options or AskOptions.
+	ErrBadOptions = errors.New("bad search options")
+	// ErrUnbounded is returned by Optimize for a study without a trial
+	// budget when the call sets neither MaxTrials nor Timeout.
+	ErrUnbounded = errors.New("the study has no trial budget and the call no limit")
+	// ErrTrialFinished is returned by a Trial's methods once it was told,
+	// pruned, failed or released.
+	ErrTrialFinished = errors.New("the trial is finished")
+
+	ErrNotFound        = storage.ErrNotFound
+	ErrStudyExists     = storage.ErrStudyExists
+	ErrBudgetExhausted = storage.ErrBudgetExhausted
+	ErrLeaseLost       = storage.ErrLeaseLost
+	ErrUnavailable     = storage.ErrUnavailable
 )
 
-// FormatCurve writes f of each epoch as a JSON array of numbers, six
-// significant digits each.
-func FormatCurve(history []objective.EpochReport, f func(objective.EpochReport) float64) string {
-	var b strings.Builder
-	b.WriteByte('[')
-	for i, e := range history {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		v := f(e)
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			b.WriteString("null")
-			continue
-		}
-		b.WriteString(strconv.FormatFloat(v, 'g', 6, 64))
-	}
-	b.WriteByte(']')
-	return b.String()
+// Study is a handle on a stored study: its spec, its trials decoded, and
+// the ask/tell core that Optimize's workers and any other program share.
+// Create or Load returns one. It is safe for concurrent use; any number of
+// handles, in any number of processes, may work on one study at once.
+type Study struct {
+	st      *storage.Store
+	stored  *storage.Study
+	spec    *Spec
+	adapter *storage.Goptuna // shares the Goptuna form of finished trials between trials
+	prefix  string           // of the worker names of Ask
+	asks    atomic.Int64
+	cma     relative
 }
-
-// ParseCurve reads a curve that FormatCurve wrote; null reads as NaN.
-func ParseCurve(s string) ([]float64, error) {
-	var raw []*float64
-	if err := json.Unmarshal([]byte(s), &raw); err != nil {
-		return nil, fmt.Errorf("a curve: %w", err)
-	}
-	out := make([]float64, len(raw))
-	for i, v := range raw {
-		out[i] = math.NaN()
-		if v != nil {
-			out[i] = *v
-		}
-	}
-	return out, nil
-}
-
-// ErrBadSpec wraps a spec's problems when a study is created.
-var ErrBadSpec = errors.New("bad study spec")
 
 // Create validates spec and creates the study name in st with the spec's
 // budget and seed; unless the spec says otherwise, it enqueues the baseline
@@ -80,7 +68,13 @@ var ErrBadSpec = errors.New("bad study spec")
 // fixed values (or their lowest). A centred flood-level range (see
 // Param.Center) is resolved in spec first, and a trial at its estimate is
 // enqueued. Nothing is written when the spec is bad.
-func Create(ctx context.Context, st *storage.Store, name string, spec *Spec) (*storage.Study, error) {
+func Create(ctx context.Context, st *storage.Store, name string, spec *Spec) (*Study, error) {
+	if err := checkArgs(ctx, st); err != nil {
+		return nil, err
+	}
+	if spec == nil {
+		return nil, fmt.Errorf("%w: create study %q: no spec", ErrBadSpec, name)
+	}
 	if err := spec.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadSpec, err)
 	}
@@ -97,28 +91,267 @@ func Create(ctx context.Context, st *storage.Store, name string, spec *Spec) (*s
 	if err != nil {
 		return nil, fmt.Errorf("encode the spec of study %q: %w", name, err)
 	}
-	dir := storage.Maximize
-	if spec.Direction() == "minimize" {
-		dir = storage.Minimize
-	}
-	study, err := st.CreateStudy(ctx, storage.NewStudy{Name: name, Direction: dir, Spec: raw, Budget: spec.Search.Trials, Seed: spec.Search.Seed})
+	stored, err := st.CreateStudy(ctx, storage.NewStudy{Name: name, Direction: storage.Direction(spec.Direction()), Spec: raw, Budget: spec.Search.Trials, Seed: spec.Search.Seed})
 	if err != nil {
 		return nil, err
 	}
+	s := newStudy(st, stored, spec)
 	if spec.WithBaseline() {
-		values := spec.baselineValues()
-		if _, err := Enqueue(ctx, st, study, spec, values, map[string]string{BaselineAttr: "true"}); err != nil {
-			return study, fmt.Errorf("enqueue the baseline trial of study %q: %w", name, err)
+		if _, err := s.Enqueue(ctx, spec.baselineValues(), map[string]string{BaselineAttr: "true"}); err != nil {
+			return s, fmt.Errorf("enqueue the baseline trial of study %q: %w", name, err)
 		}
 	}
 	if p := spec.Space["flood_level"]; p.Estimate != nil {
 		values := spec.baselineValues()
 		values["flood_level"] = *p.Estimate
-		if _, err := Enqueue(ctx, st, study, spec, values, map[string]string{EstimateAttr: p.Center}); err != nil {
-			return study, fmt.Errorf("enqueue the trial at the estimated flood level of study %q: %w", name, err)
+		if _, err := s.Enqueue(ctx, values, map[string]string{EstimateAttr: p.Center}); err != nil {
+			return s, fmt.Errorf("enqueue the trial at the estimated flood level of study %q: %w", name, err)
 		}
 	}
-	return study, nil
+	return s, nil
+}
+
+// Load returns a handle on the study name of st.
+func Load(ctx context.Context, st *storage.Store, name string) (*Study, error) {
+	if err := checkArgs(ctx, st); err != nil {
+		return nil, err
+	}
+	stored, err := st.StudyByName(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("load study %q: %w", name, err)
+	}
+	spec, err := LoadSpec(stored)
+	if err != nil {
+		return nil, err
+	}
+	return newStudy(st, stored, spec), nil
+}
+
+func newStudy(st *storage.Store, stored *storage.Study, spec *Spec) *Study {
+	return &Study{st: st, stored: stored, spec: spec, prefix: defaultWorkerName(),
+		adapter: storage.NewGoptuna(context.Background(), st, "")}
+}
+
+// checkArgs refuses the nil arguments that would otherwise panic.
+func checkArgs(ctx context.Context, st *storage.Store) error {
+	switch {
+	case ctx == nil:
+		return errors.New("search: nil context")
+	case st == nil:
+		return errors.New("search: nil store")
+	}
+	return nil
+}
+
+// defaultWorkerName is host-pid-random: unique to the process and to the
+// call that takes it.
+func defaultWorkerName() string {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "worker"
+	}
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return host + "-" + strconv.Itoa(os.Getpid()) + "-" + hex.EncodeToString(b[:])
+}
+
+// LoadSpec returns the spec stored with a study. A study made outside
+// floodtune's search (through the Goptuna adapter, with no spec) reads as
+// an external trainer's study with nothing in its space: its objective
+// suggests its parameters as it runs.
+func LoadSpec(study *storage.Study) (*Spec, error) {
+	var s Spec
+	if len(study.Spec) > 0 {
+		if err := json.Unmarshal(study.Spec, &s); err != nil {
+			return nil, fmt.Errorf("read the spec of study %q: %w", study.Name, err)
+		}
+	}
+	if s.Trainer == "" && s.Dataset.Name == "" && len(s.Space) == 0 {
+		s.Trainer = TrainerExternal
+		s.Search.Direction = string(study.Direction)
+	}
+	return &s, nil
+}
+
+// Name returns the study's name.
+func (s *Study) Name() string { return s.stored.Name }
+
+// ID returns the study's id in its storage.
+func (s *Study) ID() int64 { return s.stored.ID }
+
+// Spec returns the study's spec. It is shared: do not change it.
+func (s *Study) Spec() *Spec { return s.spec }
+
+// Stored returns the study's record in its storage.
+func (s *Study) Stored() *storage.Study { return s.stored }
+
+// Store returns the storage the study lives in.
+func (s *Study) Store() *storage.Store { return s.st }
+
+// Direction returns whether the study maximises or minimises its objective.
+func (s *Study) Direction() storage.Direction { return s.stored.Direction }
+
+// Budget returns the study-wide trial budget; 0 means no limit.
+func (s *Study) Budget() int { return s.stored.Budget }
+
+// UserAttrs reads the study's user attributes.
+func (s *Study) UserAttrs(ctx context.Context) (map[string]string, error) {
+	st, err := s.st.Study(ctx, s.stored.ID)
+	if err != nil {
+		return nil, fmt.Errorf("read the attributes of study %q: %w", s.Name(), err)
+	}
+	return st.UserAttrs, nil
+}
+
+// SetUserAttr sets a user attribute of the study.
+func (s *Study) SetUserAttr(ctx context.Context, key, value string) error {
+	return s.st.SetStudyAttr(ctx, s.stored.ID, storage.UserAttr, key, value)
+}
+
+// TrialRecord is a stored trial with its parameters decoded: what a program
+// reads back from a study.
+type TrialRecord struct {
+	Number int
+	State  storage.State
+	Value  float64 // NaN when the trial has none
+	// Params holds the values of the searched options, suggested ones
+	// included: a float64, an int, or a categorical choice (the string,
+	// not its index).
+	Params       map[string]any
+	Intermediate map[int]float64 // reported per step (epoch)
+	Seed         int64           // the trial's training seed; 0 before it starts
+	Baseline     bool            // the plain-training trial Create enqueued
+	Attempt      int             // 0 for a first run, n for the n-th retry
+	RetryOf      int             // with Attempt > 0, the number of the trial retried
+	FailReason   string          // why a failed trial failed
+	Worker       string          // the worker that ran it last
+	Started      time.Time
+	Completed    time.Time
+	UserAttrs    map[string]string
+	SystemAttrs  map[string]string
+}
+
+// record decodes a stored trial; numbers maps trial ids to numbers for
+// RetryOf (nil: looked up).
+func (s *Study) record(ctx context.Context, t *storage.Trial, numbers map[int64]int) (TrialRecord, error) {
+	params, err := s.spec.TrialParams(t)
+	if err != nil {
+		return TrialRecord{}, err
+	}
+	r := TrialRecord{Number: t.Number, State: t.State, Value: t.Value, Params: params, Intermediate: t.Intermediate,
+		Baseline: t.SystemAttrs[BaselineAttr] == "true", Attempt: t.Attempt, FailReason: t.SystemAttrs[ReasonAttr],
+		Worker: t.Worker, Started: t.StartedAt, Completed: t.CompletedAt, UserAttrs: t.UserAttrs, SystemAttrs: t.SystemAttrs}
+	if seed, err := strconv.ParseInt(t.SystemAttrs[SeedAttr], 10, 64); err == nil {
+		r.Seed = seed
+	}
+	if t.RetryOf != 0 {
+		if n, ok := numbers[t.RetryOf]; ok {
+			r.RetryOf = n
+		} else if of, err := s.st.Trial(ctx, t.RetryOf); err == nil {
+			r.RetryOf = of.Number
+		} else {
+			return TrialRecord{}, fmt.Errorf("the trial that trial %d retries: %w", t.Number, err)
+		}
+	}
+	return r, nil
+}
+
+// Trials reads the study's trials in the order of their numbers.
+func (s *Study) Trials(ctx context.Context) ([]TrialRecord, error) {
+	ts, err := s.st.Trials(ctx, s.stored.ID)
+	if err != nil {
+		return nil, fmt.Errorf("read the trials of study %q: %w", s.Name(), err)
+	}
+	numbers := make(map[int64]int, len(ts))
+	for _, t := range ts {
+		numbers[t.ID] = t.Number
+	}
+	out := make([]TrialRecord, len(ts))
+	for i, t := range ts {
+		if out[i], err = s.record(ctx, t, numbers); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// Trial reads the trial numbered number; ErrNotFound if there is none.
+func (s *Study) Trial(ctx context.Context, number int) (*TrialRecord, error) {
+	t, err := s.st.TrialByNumber(ctx, s.stored.ID, number)
+	if err != nil {
+		return nil, fmt.Errorf("read trial %d of study %q: %w", number, s.Name(), err)
+	}
+	r, err := s.record(ctx, t, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// Best reads the complete trial with the best value; ErrNotFound while no
+// trial is complete.
+func (s *Study) Best(ctx context.Context) (*TrialRecord, error) {
+	t, err := s.st.Best(ctx, s.stored.ID)
+	if err != nil {
+		return nil, fmt.Errorf("the best trial of study %q: %w", s.Name(), err)
+	}
+	r, err := s.record(ctx, t, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// BestParams returns the parameters of the best complete trial, decoded
+// (see TrialRecord.Params); ErrNotFound while no trial is complete.
+func (s *Study) BestParams(ctx context.Context) (map[string]any, error) {
+	best, err := s.Best(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return best.Params, nil
+}
+
+// Counts returns the number of trials in each state, and how many count
+// toward the budget.
+func (s *Study) Counts(ctx context.Context) (map[storage.State]int, int, error) {
+	return s.st.Counts(ctx, s.stored.ID)
+}
+
+// Enqueue adds a waiting trial with the given values of searched options,
+// which are checked against their space (a *SpaceError when one is not in
+// it); options not given are sampled when the trial runs. attrs are
+// recorded as system attributes.
+func (s *Study) Enqueue(ctx context.Context, values map[string]any, attrs map[string]string) (*TrialRecord, error) {
+	fixed := map[string]float64{}
+	for _, name := range sortedNames(values) {
+		p, ok := s.spec.Space[name]
+		if !ok {
+			return nil, fmt.Errorf("%s is not searched in study %q (searched: %s)", name, s.Name(), s.spec.searchedNames())
+		}
+		internal, err := p.internal(name, values[name])
+		if err != nil {
+			return nil, err
+		}
+		fixed[name] = internal
+	}
+	b, err := json.Marshal(fixed)
+	if err != nil {
+		return nil, err
+	}
+	sys := map[string]string{storage.FixedParamsAttr: string(b)}
+	for k, v := range attrs {
+		sys[k] = v
+	}
+	t, err := s.st.CreateTrial(ctx, s.stored.ID, storage.NewTrial{State: storage.Waiting, Value: math.NaN(), SystemAttrs: sys})
+	if err != nil {
+		return nil, fmt.Errorf("enqueue a trial in study %q: %w", s.Name(), err)
+	}
+	r, err := s.record(ctx, t, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &r, nil
 }
 
 // baselineValues are the values of the baseline trial: flood level 0, each
@@ -143,102 +376,12 @@ func (s *Spec) baselineValues() map[string]any {
 	return values
 }
 
-// Enqueue adds a waiting trial with the given values of searched options
-// (a value outside its space is an error; options not given are sampled).
-func Enqueue(ctx context.Context, st *storage.Store, study *storage.Study, spec *Spec, values map[string]any, attrs map[string]string) (*storage.Trial, error) {
-	fixed := map[string]float64{}
-	names := make([]string, 0, len(values))
-	for name := range values {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		p, ok := spec.Space[name]
-		if !ok {
-			return nil, fmt.Errorf("%s is not searched in study %q", name, study.Name)
-		}
-		internal, err := p.internal(values[name])
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
-		}
-		fixed[name] = internal
-	}
-	b, err := json.Marshal(fixed)
-	if err != nil {
-		return nil, err
-	}
-	sys := map[string]string{storage.FixedParamsAttr: string(b)}
-	for k, v := range attrs {
-		sys[k] = v
-	}
-	return st.CreateTrial(ctx, study.ID, storage.NewTrial{State: storage.Waiting, Value: math.NaN(), SystemAttrs: sys})
-}
-
-// internal returns Goptuna's internal representation of v: the number
-// itself, or a categorical choice's index.
-func (p Param) internal(v any) (float64, error) {
-	if !p.holds(v) {
-		return 0, fmt.Errorf("%v is outside the space (%s)", v, p.describe())
-	}
-	if p.Type == Categorical {
-		for i, c := range p.Choices {
-			if c == fmt.Sprint(v) {
-				return float64(i), nil
-			}
-		}
-	}
-	return toFloat(v)
-}
-
-// distribution returns the Goptuna distribution of the parameter.
-func (p Param) distribution() interface{} {
-	switch {
-	case p.Type == Categorical:
-		return goptuna.CategoricalDistribution{Choices: p.Choices}
-	case p.Type == Int && p.Step != nil:
-		return goptuna.StepIntUniformDistribution{Low: int(*p.Low), High: int(*p.High), Step: int(*p.Step)}
-	case p.Type == Int:
-		return goptuna.IntUniformDistribution{Low: int(*p.Low), High: int(*p.High)}
-	case p.Log:
-		return goptuna.LogUniformDistribution{Low: *p.Low, High: *p.High}
-	case p.Step != nil:
-		return goptuna.DiscreteUniformDistribution{Low: *p.Low, High: *p.High, Q: *p.Step}
-	}
-	return goptuna.UniformDistribution{Low: *p.Low, High: *p.High}
-}
-
-// suggest asks Goptuna for the parameter's value in trial t.
-func (p Param) suggest(t goptuna.Trial, name string) (any, error) {
-	switch {
-	case p.Type == Categorical:
-		return t.SuggestCategorical(name, p.Choices)
-	case p.Type == Int && p.Step != nil:
-		return t.SuggestStepInt(name, int(*p.Low), int(*p.High), int(*p.Step))
-	case p.Type == Int:
-		return t.SuggestInt(name, int(*p.Low), int(*p.High))
-	case p.Log:
-		return t.SuggestLogFloat(name, *p.Low, *p.High)
-	case p.Step != nil:
-		return t.SuggestDiscreteFloat(name, *p.Low, *p.High, *p.Step)
-	}
-	return t.SuggestFloat(name, *p.Low, *p.High)
-}
-
 // TrialSeed derives a trial's seed from the study's seed and the trial's
 // number.
 func TrialSeed(studySeed int64, number int) int64 {
 	h := fnv.New64a()
 	fmt.Fprintf(h, "floodtune/%d/%d", studySeed, number)
 	return int64(h.Sum64() >> 1)
-}
-
-// LoadSpec returns the spec stored with a study.
-func LoadSpec(study *storage.Study) (*Spec, error) {
-	var s Spec
-	if err := json.Unmarshal(study.Spec, &s); err != nil {
-		return nil, fmt.Errorf("read the spec of study %q: %w", study.Name, err)
-	}
-	return &s, nil
 }
 
 // middle returns the middle of a float or int parameter's range, on its

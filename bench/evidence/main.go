@@ -109,14 +109,16 @@ func (r *runner) study(ctx context.Context, name, specFile string, edit func(*se
 	edit(spec)
 	study, err := r.st.StudyByName(ctx, name)
 	if errors.Is(err, storage.ErrNotFound) {
-		if study, err = search.Create(ctx, r.st, name, spec); err != nil {
+		created, err := search.Create(ctx, r.st, name, spec)
+		if err != nil {
 			return nil, nil, err
 		}
 		for _, v := range enqueue {
-			if _, err := search.Enqueue(ctx, r.st, study, spec, v, nil); err != nil {
+			if _, err := created.Enqueue(ctx, v, nil); err != nil {
 				return nil, nil, err
 			}
 		}
+		study = created.Stored()
 	} else if err != nil {
 		return nil, nil, err
 	}
@@ -131,7 +133,7 @@ func (r *runner) study(ctx context.Context, name, specFile string, edit func(*se
 		t0 := time.Now()
 		fmt.Fprintf(r.log, "study %s: running %d trials...\n", name, study.Budget)
 		quiet := slog.New(slog.NewTextHandler(r.log, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		if err := search.Optimize(ctx, r.st, name, search.Options{Workers: r.workers, Logger: quiet}); err != nil {
+		if err := search.Optimize(ctx, r.st, name, search.Options{Workers: r.workers, Logger: quiet, ReserveThreads: true}); err != nil {
 			return nil, nil, err
 		}
 		fmt.Fprintf(r.log, "study %s: done in %s\n", name, time.Since(t0).Round(time.Second))

@@ -143,7 +143,7 @@ space:
 		for e := 1; e <= epochs; e++ {
 			v := value * (1 - math.Exp(-3*float64(e)/float64(epochs))) / (1 - math.Exp(-3))
 			curve[e-1] = strconv.FormatFloat(v, 'g', 6, 64)
-			if err := t.Report(e, v); err != nil {
+			if err := t.Report(ctx, e, v); err != nil {
 				return math.NaN(), err
 			}
 		}
@@ -186,7 +186,7 @@ space:
 		defer pprof.StopCPUProfile()
 	}
 	t0 := time.Now()
-	err = search.Optimize(ctx, st, name, search.Options{Workers: workers, Name: "bench", Objective: objective, OnTrial: onTrial})
+	err = search.Optimize(ctx, st, name, search.Options{Workers: workers, Name: "bench", Objective: objective, OnTrial: onTrial, ReserveThreads: true})
 	total := time.Since(t0)
 	if err != nil {
 		return err
@@ -196,7 +196,7 @@ space:
 	}
 
 	// Which worker ran which trial is in the store.
-	stored, err := st.Trials(ctx, study.ID)
+	stored, err := st.Trials(ctx, study.ID())
 	if err != nil {
 		return err
 	}

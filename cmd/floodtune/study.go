@@ -143,7 +143,7 @@ study show can tell whether flooding helped.`,
 				searching = strings.Join(names, ", ")
 			}
 			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "created study %q: %d trials, sampler %s, searching %s\n", study.Name, study.Budget, samplerName(spec), searching)
+			fmt.Fprintf(out, "created study %q: %d trials, sampler %s, searching %s\n", study.Name(), study.Budget(), samplerName(spec), searching)
 			if p := spec.Space["flood_level"]; p.Estimate != nil {
 				from := fmt.Sprintf("the irreducible loss of %g label noise", spec.Dataset.LabelNoise)
 				if p.Center == search.CenterUnflooded {
@@ -152,7 +152,7 @@ study show can tell whether flooding helped.`,
 				fmt.Fprintf(out, "flood level estimated at %.4g from %s: searching [%.4g, %.4g], and a trial at the estimate is enqueued\n",
 					*p.Estimate, from, *p.Low, *p.High)
 			}
-			fmt.Fprintf(out, "run it with: %s\n", studyCommand(cmd, "optimize", study.Name))
+			fmt.Fprintf(out, "run it with: %s\n", studyCommand(cmd, "optimize", study.Name()))
 			return nil
 		},
 	}
@@ -351,11 +351,15 @@ The trial counts toward the study's budget.`,
 			if err != nil {
 				return badInput(err)
 			}
-			t, err := search.Enqueue(ctx, st, study, spec, values, nil)
+			handle, err := search.Load(ctx, st, study.Name)
+			if err != nil {
+				return err
+			}
+			t, err := handle.Enqueue(ctx, values, nil)
 			if errors.Is(err, storage.ErrBudgetExhausted) {
-				return fmt.Errorf("enqueue a trial in study %q: %w; raise the budget by creating a new study", study.Name, err)
+				return fmt.Errorf("%w; raise the budget by creating a new study", err)
 			} else if err != nil {
-				return fmt.Errorf("enqueue a trial in study %q: %w", study.Name, err)
+				return err
 			}
 			rest := ""
 			if len(values) < len(spec.Space) {
@@ -382,59 +386,18 @@ func parseParams(spec *search.Spec, study string, flags []string) (map[string]an
 		if _, dup := values[name]; dup {
 			return nil, fmt.Errorf("--param %s is given twice", name)
 		}
-		p, ok := spec.Space[name]
-		if !ok {
+		if _, ok := spec.Space[name]; !ok {
 			searched := "none"
 			if names := spaceNames(spec); len(names) > 0 {
 				searched = strings.Join(names, ", ")
 			}
 			return nil, fmt.Errorf("--param %s: %s is not searched in study %q (searched: %s)", name, name, study, searched)
 		}
-		v, err := paramValue(p, raw)
+		v, err := spec.ParseValue(name, raw)
 		if err != nil {
-			return nil, fmt.Errorf("--param %s: %w", name, err)
+			return nil, fmt.Errorf("--param %w", err)
 		}
 		values[name] = v
 	}
 	return values, nil
-}
-
-// paramValue parses one value of a searched option and checks that it lies
-// in the option's space.
-func paramValue(p search.Param, raw string) (any, error) {
-	if p.Type == search.Categorical {
-		for _, c := range p.Choices {
-			if c == raw {
-				return c, nil
-			}
-		}
-		return nil, fmt.Errorf("%q is not one of the choices %s", raw, strings.Join(p.Choices, ", "))
-	}
-	f, err := strconv.ParseFloat(raw, 64)
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-		return nil, fmt.Errorf("%q is not a number", raw)
-	}
-	if p.Low == nil || p.High == nil || f < *p.Low || f > *p.High {
-		return nil, fmt.Errorf("%v is outside the space [%v, %v]", f, deref(p.Low), deref(p.High))
-	}
-	if p.Step != nil && *p.Step > 0 {
-		k := (f - *p.Low) / *p.Step
-		if math.Abs(k-math.Round(k)) > 1e-9 {
-			return nil, fmt.Errorf("%v is not on the space's grid %v, %v, ... (step %v)", f, *p.Low, *p.Low+*p.Step, *p.Step)
-		}
-	}
-	if p.Type == search.Int {
-		if f != math.Trunc(f) {
-			return nil, fmt.Errorf("%v is not a whole number", f)
-		}
-		return int(f), nil
-	}
-	return f, nil
-}
-
-func deref(f *float64) any {
-	if f == nil {
-		return "?"
-	}
-	return *f
 }

@@ -24,7 +24,8 @@ import (
 func newStudyOptimizeCmd() *cobra.Command {
 	var workers int
 	var metricsAddr string
-	var lease, heartbeat time.Duration
+	var lease, heartbeat, timeout time.Duration
+	var maxTrials int
 	cmd := &cobra.Command{
 		Use:   "optimize NAME [--workers N]",
 		Short: "Run a study's trials until its budget is spent",
@@ -38,6 +39,10 @@ worker dies is retried by the others.
 Prometheus metrics of the study and of this process's workers are served on
 --metrics-addr (127.0.0.1:9464 unless told otherwise; '' turns them off).
 
+--max-trials and --timeout bound this command's share of the work: it
+starts no trial after either is reached, lets the running ones finish, and
+leaves the rest of the budget to the other processes or to a later run.
+
 On a terminal a progress bar shows the trials done and the best value so
 far; elsewhere each finished trial is logged on one line. At the end it
 prints the study's summary, as study show does.
@@ -47,7 +52,8 @@ study, to be run again, and the command exits with status 0; run the same
 command to resume. A second Ctrl-C stops at once, leaving the running trials
 to be retried once their lease expires.`,
 		Example: `  floodtune study optimize noise20
-  floodtune study optimize noise20 --workers 4 --storage postgres://floodtune@db/floodtune`,
+  floodtune study optimize noise20 --workers 4 --storage postgres://floodtune@db/floodtune
+  floodtune study optimize noise20 --max-trials 5 --timeout 30m`,
 		Args: exactArgs(1, "the study's name"),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if workers < 1 {
@@ -59,13 +65,19 @@ to be retried once their lease expires.`,
 			if heartbeat <= 0 || lease <= 2*heartbeat {
 				return badInput(fmt.Errorf("--lease (%v) must be more than twice --heartbeat (%v), which must be positive", lease, heartbeat))
 			}
-			return runOptimize(cmd, a[0], search.Options{Workers: workers, Grace: lease, Heartbeat: heartbeat}, metricsAddr)
+			if maxTrials < 0 || timeout < 0 {
+				return badInput(fmt.Errorf("--max-trials (%d) and --timeout (%v) cannot be negative", maxTrials, timeout))
+			}
+			return runOptimize(cmd, a[0], search.Options{Workers: workers, Grace: lease, Heartbeat: heartbeat, ReserveThreads: true,
+				MaxTrials: maxTrials, Timeout: timeout}, metricsAddr)
 		},
 	}
 	cmd.Flags().IntVar(&workers, "workers", runtime.NumCPU(), "trials run at once in this process")
 	metricsFlag(cmd, &metricsAddr)
 	cmd.Flags().DurationVar(&lease, "lease", 30*time.Second, "how long a trial stays leased to a worker that stopped renewing it before any worker retries it")
 	cmd.Flags().DurationVar(&heartbeat, "heartbeat", 2*time.Second, "how often a running trial's lease is renewed")
+	cmd.Flags().IntVar(&maxTrials, "max-trials", 0, "start at most this many trials in this process (0: until the study's budget is spent)")
+	cmd.Flags().DurationVar(&timeout, "timeout", 0, "start no trial after this long, and let the running ones finish (0: no limit)")
 	return cmd
 }
 
@@ -119,6 +131,9 @@ func runOptimize(cmd *cobra.Command, name string, opts search.Options, metricsAd
 	m, metricsDone := serveMetrics(metricsCtx, metricsAddr, st, true, prog)
 	opts.Logger, opts.OnTrial, opts.Metrics = logger, prog.trial, m
 	err = search.Optimize(ctx, st, study.Name, opts)
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		err = nil // interrupted: said below
+	}
 	stopMetrics()
 	<-metricsDone
 	prog.finish()
@@ -216,6 +231,10 @@ func (p *optimizeProgress) refresh() {
 func (p *optimizeProgress) trial(r search.Result) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if r.RetriedBy != 0 {
+		p.printLine(fmt.Sprintf("trial %d given back: it runs again as trial %d", r.Number, r.RetriedBy))
+		return
+	}
 	if p.bar != nil {
 		if r.State == storage.Fail && r.Err != nil {
 			_ = p.bar.Clear()
@@ -244,6 +263,11 @@ func (p *optimizeProgress) trial(r search.Result) {
 func (p *optimizeProgress) line(s string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.printLine(s)
+}
+
+// printLine prints a line above the bar; p.mu is held.
+func (p *optimizeProgress) printLine(s string) {
 	if p.bar != nil {
 		_ = p.bar.Clear()
 	}

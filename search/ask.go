@@ -1,0 +1,547 @@
+package search
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/c-bata/goptuna"
+	"github.com/floodtune/floodtune/flood"
+	"github.com/floodtune/floodtune/metrics"
+	"github.com/floodtune/floodtune/objective"
+	"github.com/floodtune/floodtune/storage"
+)
+
+// Defaults of the lease settings.
+const (
+	DefaultHeartbeat  = 2 * time.Second
+	DefaultLease      = 30 * time.Second
+	DefaultMaxRetries = 2
+)
+
+// AskOptions configure Study.Ask; the zero value asks with the defaults.
+type AskOptions struct {
+	// Worker is the name the trial is leased under: its writes are
+	// refused once another worker holds the trial. Default: a name unique
+	// to the handle and the call.
+	Worker string
+	// Heartbeat is how often Ask's goroutine renews the lease until the
+	// trial is told (default DefaultHeartbeat). Negative: no goroutine;
+	// the caller renews it with Trial.Heartbeat or Trial.Report.
+	Heartbeat time.Duration
+	// Lease is how long a trial stays leased to a worker that stopped
+	// renewing it (default DefaultLease): before leasing, Ask fails the
+	// trials whose lease ran out, of any study, and retries those retried
+	// fewer than MaxRetries times (default DefaultMaxRetries; negative:
+	// never). Heartbeat must be shorter than Lease.
+	Lease      time.Duration
+	MaxRetries int
+	// NoConstantLiar lets TPE ignore running trials (see
+	// Options.NoConstantLiar).
+	NoConstantLiar bool
+}
+
+// askConfig is how a trial is leased: AskOptions with their defaults, and
+// what a worker of Optimize adds.
+type askConfig struct {
+	worker         string
+	heartbeat      time.Duration // <= 0: none
+	lease          time.Duration
+	maxRetries     int
+	reap           bool
+	noConstantLiar bool
+	slot           int
+	metrics        *metrics.Metrics
+	logger         *slog.Logger
+}
+
+// leaseSettings checks heartbeat, lease and retries and fills in their
+// defaults; a negative heartbeat stays negative (no goroutine).
+func leaseSettings(heartbeat, lease time.Duration, maxRetries int) (time.Duration, time.Duration, int, error) {
+	if lease < 0 {
+		return 0, 0, 0, fmt.Errorf("%w: the lease %v is negative", ErrBadOptions, lease)
+	}
+	if lease == 0 {
+		lease = DefaultLease
+	}
+	if heartbeat == 0 {
+		heartbeat = DefaultHeartbeat
+	}
+	if heartbeat >= lease {
+		return 0, 0, 0, fmt.Errorf("%w: the heartbeat (%v) must be shorter than the lease (%v), or every trial would be reaped", ErrBadOptions, heartbeat, lease)
+	}
+	switch {
+	case maxRetries == 0:
+		maxRetries = DefaultMaxRetries
+	case maxRetries < 0:
+		maxRetries = 0
+	}
+	return heartbeat, lease, maxRetries, nil
+}
+
+// Ask leases a trial of the study: the waiting trial with the lowest
+// number (an enqueued one, or the retry of a failed one, with its
+// parameters), or else a new trial, within the study's budget
+// (ErrBudgetExhausted when it is spent), whose searched options the spec's
+// sampler proposes. The trial runs under its lease until it is told
+// (Tell, Prune, Fail or Release); a goroutine renews the lease meanwhile
+// unless opts say otherwise. A trial whose lease runs out is failed and
+// retried by whoever reaps it, and its late writes are refused with
+// ErrLeaseLost.
+//
+// If ctx ends while the trial is being leased, the trial is given back and
+// Ask returns ctx.Err().
+func (s *Study) Ask(ctx context.Context, opts AskOptions) (*Trial, error) {
+	if ctx == nil {
+		return nil, errors.New("search: nil context")
+	}
+	hb, lease, retries, err := leaseSettings(opts.Heartbeat, opts.Lease, opts.MaxRetries)
+	if err != nil {
+		return nil, err
+	}
+	worker := opts.Worker
+	if worker == "" {
+		worker = s.prefix + "/ask-" + strconv.FormatInt(s.asks.Add(1), 10)
+	}
+	t, err := s.ask(ctx, askConfig{worker: worker, heartbeat: hb, lease: lease, maxRetries: retries, reap: true,
+		noConstantLiar: opts.NoConstantLiar})
+	if err != nil {
+		return nil, err
+	}
+	if ctx.Err() != nil {
+		_, _ = t.release(context.WithoutCancel(ctx), "its worker stopped while leasing it")
+		return nil, ctx.Err()
+	}
+	return t, nil
+}
+
+// prepareError is a trial that was leased but could not be prepared (its
+// parameters not sampled): it was failed with the reason.
+type prepareError struct {
+	number int
+	err    error
+}
+
+func (e *prepareError) Error() string { return fmt.Sprintf("prepare trial %d: %v", e.number, e.err) }
+func (e *prepareError) Unwrap() error { return e.err }
+
+// ask leases a trial as Ask does. Leasing is not cancelled half-way: a
+// trial that the database gave this worker is returned, to be run or given
+// back, never left running with no one to renew its lease.
+func (s *Study) ask(ctx context.Context, c askConfig) (*Trial, error) {
+	lctx := context.WithoutCancel(ctx)
+	if c.reap {
+		if err := s.reap(lctx, c); err != nil {
+			return nil, err
+		}
+	}
+	m := c.metrics
+	t0 := time.Now()
+	stored, err := s.st.ClaimWaiting(lctx, s.stored.ID, c.worker)
+	m.StorageOp("claim", time.Since(t0))
+	if errors.Is(err, storage.ErrNotFound) {
+		t0 = time.Now()
+		stored, err = s.st.CreateTrial(lctx, s.stored.ID, storage.NewTrial{State: storage.Running, Worker: c.worker, Value: math.NaN()})
+		m.StorageOp("create", time.Since(t0))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lease a trial of study %q: %w", s.Name(), err)
+	}
+	t0 = time.Now()
+	t, err := s.prepare(lctx, c, stored)
+	m.Sampled(s.spec.samplerName(), time.Since(t0))
+	if err != nil {
+		// Not left running: failed with why, so that it is not retried
+		// for ever.
+		_ = s.st.SetTrialAttr(lctx, stored.ID, c.worker, storage.SystemAttr, ReasonAttr, err.Error())
+		_ = s.st.Finish(lctx, stored.ID, c.worker, storage.Fail, math.NaN())
+		return nil, &prepareError{stored.Number, err}
+	}
+	if c.heartbeat > 0 {
+		t.startHeartbeat(c.heartbeat)
+	}
+	return t, nil
+}
+
+// reap fails and retries the trials whose lease ran out.
+func (s *Study) reap(ctx context.Context, c askConfig) error {
+	reaped, err := s.st.Reap(ctx, c.lease, c.maxRetries)
+	if err != nil {
+		return fmt.Errorf("reap the trials of stopped workers: %w", err)
+	}
+	if c.logger != nil {
+		for _, t := range reaped {
+			c.logger.Warn("reaped a trial whose worker stopped renewing its lease", "study", t.StudyID, "trial", t.Number, "retried", t.RetryID != 0)
+		}
+	}
+	return nil
+}
+
+// prepare samples the searched options of a leased trial and builds it.
+func (s *Study) prepare(ctx context.Context, c askConfig, stored *storage.Trial) (*Trial, error) {
+	tctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	t := &Trial{Number: stored.Number, Spec: s.spec, Params: map[string]any{}, Attrs: map[string]string{},
+		study: s, id: stored.ID, worker: c.worker, slot: c.slot, last: math.NaN(), spaces: map[string]Param{},
+		ctx: tctx, cancel: cancel, manual: c.heartbeat <= 0}
+	adapter := s.adapter.With(tctx, c.worker)
+	dir := toGoptunaDirection(s.stored.Direction)
+	var view goptuna.Storage = adapter
+	if !c.noConstantLiar {
+		view = liar{adapter, s.stored.Direction == storage.Maximize}
+	}
+	samplerSeed := SamplerSeed(s.spec.Search.Seed, stored.Number)
+	opts := []goptuna.StudyOption{
+		goptuna.StudyOptionStorage(bound{view, int(s.stored.ID), s.Name(), dir}),
+		goptuna.StudyOptionSampler(s.spec.independentSampler(samplerSeed)),
+		goptuna.StudyOptionLogger(nil),
+	}
+	if s.spec.samplerName() == SamplerCMAES {
+		opts = append(opts, goptuna.StudyOptionRelativeSampler(s.cma.get(s.spec.Search.Seed, stored.Number)))
+	}
+	gs, err := goptuna.LoadStudy(s.Name(), opts...)
+	if err != nil {
+		cancel(nil)
+		return nil, err
+	}
+	t.gt = goptuna.Trial{Study: gs, ID: int(stored.ID)}
+	pruner, err := s.spec.pruner()
+	if err != nil {
+		cancel(nil)
+		return nil, err
+	}
+	if pruner != nil {
+		if t.pruning, err = goptuna.LoadStudy(s.Name(), goptuna.StudyOptionStorage(bound{adapter, int(s.stored.ID), s.Name(), dir}),
+			goptuna.StudyOptionPruner(pruner), goptuna.StudyOptionLogger(nil)); err != nil {
+			cancel(nil)
+			return nil, err
+		}
+	}
+	if gs.RelativeSampler != nil {
+		if err := t.gt.CallRelativeSampler(); err != nil {
+			cancel(nil)
+			return nil, fmt.Errorf("relative sampler: %w", err)
+		}
+	}
+	for _, name := range sortedNames(s.spec.Space) {
+		p := s.spec.Space[name]
+		v, err := p.suggest(t.gt, name)
+		if err != nil {
+			cancel(nil)
+			return nil, fmt.Errorf("sample %s: %w", name, leaseErr(err))
+		}
+		t.Params[name], t.spaces[name] = v, p
+	}
+	cfg, err := s.spec.trialConfig(t.Params)
+	if err != nil {
+		cancel(nil)
+		return nil, err
+	}
+	t.Seed = TrialSeed(s.spec.Search.Seed, stored.Number)
+	cfg.Seed = t.Seed
+	t.Config = cfg
+	for _, a := range []struct {
+		key string
+		v   int64
+	}{{SeedAttr, t.Seed}, {SamplerSeedAttr, samplerSeed}} {
+		if err := s.st.SetTrialAttr(ctx, stored.ID, c.worker, storage.SystemAttr, a.key, strconv.FormatInt(a.v, 10)); err != nil {
+			cancel(nil)
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+// trialConfig is a trial's configuration: the built-in trainer's whole
+// configuration, or an external trainer's flood method and level.
+func (s *Spec) trialConfig(values map[string]any) (objective.Config, error) {
+	if s.External() {
+		return s.floodConfig(values)
+	}
+	return s.Config(values)
+}
+
+func toGoptunaDirection(d storage.Direction) goptuna.StudyDirection {
+	if d == storage.Maximize {
+		return goptuna.StudyDirectionMaximize
+	}
+	return goptuna.StudyDirectionMinimize
+}
+
+// leaseErr turns Goptuna's "cannot be updated", which the storage adapter
+// returns for a write to a trial that is no longer this worker's, back into
+// ErrLeaseLost.
+func leaseErr(err error) error {
+	if errors.Is(err, goptuna.ErrTrialCannotBeUpdated) {
+		return fmt.Errorf("%w: %w", ErrLeaseLost, err)
+	}
+	return err
+}
+
+// suggest asks Goptuna for the parameter's value in trial t: the value a
+// waiting trial was enqueued with, else the sampler's.
+func (p Param) suggest(t goptuna.Trial, name string) (any, error) {
+	switch {
+	case p.Type == Categorical:
+		return t.SuggestCategorical(name, p.Choices)
+	case p.Type == Int && p.Step != nil:
+		return t.SuggestStepInt(name, int(*p.Low), int(*p.High), int(*p.Step))
+	case p.Type == Int:
+		return t.SuggestInt(name, int(*p.Low), int(*p.High))
+	case p.Log:
+		return t.SuggestLogFloat(name, *p.Low, *p.High)
+	case p.Step != nil:
+		return t.SuggestDiscreteFloat(name, *p.Low, *p.High, *p.Step)
+	}
+	return t.SuggestFloat(name, *p.Low, *p.High)
+}
+
+// Trial is a leased trial: its number, seed and parameters, and the calls
+// that report on it and tell its outcome. An Objective gets one from
+// Optimize; Study.Ask returns one. Its methods are safe for concurrent use.
+type Trial struct {
+	Number int
+	Seed   int64 // for the model's initialisation and the data order
+	Spec   *Spec
+	// Params holds the searched options' values (a float64, an int or a
+	// categorical choice), those suggested at run time included.
+	Params map[string]any
+	// Config is the built-in trainer's configuration of the trial (for an
+	// external trainer, only its flood method and level and its seed).
+	Config objective.Config
+	// Attrs are recorded with the trial as user attributes when it is
+	// told.
+	Attrs map[string]string
+
+	study   *Study
+	id      int64
+	worker  string
+	slot    int
+	gt      goptuna.Trial  // the sampler's view, for suggestions
+	pruning *goptuna.Study // nil without a pruner
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+	manual  bool // the caller renews the lease
+
+	mu      sync.Mutex
+	last    float64
+	spaces  map[string]Param // the space of each parameter, for repeated suggestions
+	done    bool
+	stopHB  context.CancelFunc
+	hbGroup sync.WaitGroup
+}
+
+// Worker returns the name the trial is leased under.
+func (t *Trial) Worker() string { return t.worker }
+
+// Context returns a context that ends when the trial is told, or when its
+// lease is lost (then context.Cause is ErrLeaseLost): an objective that
+// runs outside Optimize selects on it to stop a trial no longer its own.
+func (t *Trial) Context() context.Context { return t.ctx }
+
+// FloodLevel returns the flood level b the trial trains with: its searched
+// value, else training.flood_level, else 0 (no flooding).
+func (t *Trial) FloodLevel() float64 { return t.Config.FloodLevel }
+
+// FloodMethod returns the flooding method the trial trains with: its
+// searched value, else training.flood, else batch flooding.
+func (t *Trial) FloodMethod() flood.Method { return t.Config.Flood }
+
+// startHeartbeat renews the lease every interval until the trial is told;
+// a lost lease ends the trial's context with ErrLeaseLost.
+func (t *Trial) startHeartbeat(every time.Duration) {
+	hctx, stop := context.WithCancel(t.ctx)
+	t.stopHB = stop
+	t.hbGroup.Add(1)
+	go func() {
+		defer t.hbGroup.Done()
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			select {
+			case <-hctx.Done():
+				return
+			case <-tick.C:
+				if err := t.study.st.Heartbeat(hctx, t.id, t.worker); errors.Is(err, storage.ErrLeaseLost) {
+					t.cancel(err)
+					return
+				}
+			}
+		}
+	}()
+}
+
+// Heartbeat renews the trial's lease; ErrLeaseLost when it is no longer
+// this worker's.
+func (t *Trial) Heartbeat(ctx context.Context) error {
+	if err := t.check(); err != nil {
+		return err
+	}
+	if err := t.study.st.Heartbeat(ctx, t.id, t.worker); err != nil {
+		return fmt.Errorf("renew the lease of trial %d: %w", t.Number, err)
+	}
+	return nil
+}
+
+// check returns ErrTrialFinished once the trial was told.
+func (t *Trial) check() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.done {
+		return fmt.Errorf("trial %d: %w", t.Number, ErrTrialFinished)
+	}
+	return nil
+}
+
+// Report records the objective's value after step (an epoch, counted
+// from 1) and asks the study's pruner whether to go on: it returns
+// ErrPruned when the trial should stop (then Prune it, or return ErrPruned
+// from an Objective), and ErrLeaseLost when the trial is no longer this
+// worker's. Without a heartbeat goroutine it also renews the lease.
+func (t *Trial) Report(ctx context.Context, step int, value float64) error {
+	if step < 0 {
+		return fmt.Errorf("report trial %d: step %d is negative", t.Number, step)
+	}
+	if err := t.check(); err != nil {
+		return err
+	}
+	t.mu.Lock()
+	t.last = value
+	t.mu.Unlock()
+	st := t.study.st
+	if err := st.Report(ctx, t.id, t.worker, step, value); err != nil {
+		return fmt.Errorf("report step %d of trial %d: %w", step, t.Number, err)
+	}
+	if t.manual {
+		if err := st.Heartbeat(ctx, t.id, t.worker); err != nil {
+			return fmt.Errorf("renew the lease of trial %d: %w", t.Number, err)
+		}
+	}
+	if t.pruning == nil {
+		return nil
+	}
+	frozen, err := t.pruning.Storage.GetTrial(t.gt.ID)
+	if err != nil {
+		return fmt.Errorf("read trial %d for the pruner: %w", t.Number, err)
+	}
+	prune, err := t.pruning.Pruner.Prune(t.pruning, frozen)
+	if err != nil {
+		return fmt.Errorf("prune trial %d: %w", t.Number, err)
+	}
+	if prune {
+		return ErrPruned
+	}
+	return nil
+}
+
+// finish marks the trial told and stops its heartbeat; false if it was
+// already.
+func (t *Trial) finish() bool {
+	t.mu.Lock()
+	if t.done {
+		t.mu.Unlock()
+		return false
+	}
+	t.done = true
+	stop := t.stopHB
+	t.mu.Unlock()
+	if stop != nil {
+		stop()
+		t.hbGroup.Wait()
+	}
+	return true
+}
+
+// end records the trial's final state with value, after its user
+// attributes, and ends its context.
+func (t *Trial) end(ctx context.Context, state storage.State, value float64, reason string) error {
+	if !t.finish() {
+		return fmt.Errorf("trial %d: %w", t.Number, ErrTrialFinished)
+	}
+	defer t.cancel(nil)
+	st := t.study.st
+	if reason != "" {
+		if err := st.SetTrialAttr(ctx, t.id, t.worker, storage.SystemAttr, ReasonAttr, reason); err != nil {
+			return fmt.Errorf("record why trial %d failed: %w", t.Number, err)
+		}
+	}
+	t.mu.Lock()
+	attrs := make(map[string]string, len(t.Attrs))
+	for k, v := range t.Attrs {
+		attrs[k] = v
+	}
+	t.mu.Unlock()
+	for _, k := range sortedNames(attrs) {
+		if err := st.SetTrialAttr(ctx, t.id, t.worker, storage.UserAttr, k, attrs[k]); err != nil {
+			return fmt.Errorf("record attribute %q of trial %d: %w", k, t.Number, err)
+		}
+	}
+	if err := st.Finish(ctx, t.id, t.worker, state, value); err != nil {
+		return fmt.Errorf("finish trial %d as %s: %w", t.Number, state, err)
+	}
+	return nil
+}
+
+// Tell completes the trial with the objective's value. A NaN value fails
+// the trial instead, and Tell says so.
+func (t *Trial) Tell(ctx context.Context, value float64) error {
+	if math.IsNaN(value) {
+		if err := t.end(ctx, storage.Fail, math.NaN(), "the objective's value is NaN"); err != nil {
+			return err
+		}
+		return fmt.Errorf("trial %d: the value is NaN: recorded as failed", t.Number)
+	}
+	return t.end(ctx, storage.Complete, value, "")
+}
+
+// Prune ends the trial as pruned, at the value it reported last.
+func (t *Trial) Prune(ctx context.Context) error {
+	t.mu.Lock()
+	last := t.last
+	t.mu.Unlock()
+	return t.end(ctx, storage.Pruned, last, "")
+}
+
+// Fail ends the trial as failed, with reason as its fail_reason. A failed
+// trial counts toward the budget and is not retried.
+func (t *Trial) Fail(ctx context.Context, reason error) error {
+	msg := "failed"
+	if reason != nil {
+		msg = reason.Error()
+	}
+	return t.end(ctx, storage.Fail, math.NaN(), msg)
+}
+
+// Release gives the trial back: it is failed, and a retry with the same
+// parameters waits for the next Ask; neither counts twice toward the
+// budget. It is what a worker that stops does with the trials it holds.
+func (t *Trial) Release(ctx context.Context) error {
+	_, err := t.release(ctx, "given back by its worker")
+	return err
+}
+
+// release gives the trial back with reason and returns the number of its
+// retry.
+func (t *Trial) release(ctx context.Context, reason string) (int, error) {
+	if !t.finish() {
+		return 0, fmt.Errorf("trial %d: %w", t.Number, ErrTrialFinished)
+	}
+	defer t.cancel(nil)
+	r, err := t.study.st.GiveBack(ctx, t.id, t.worker, reason)
+	if err != nil {
+		return 0, fmt.Errorf("give back trial %d: %w", t.Number, err)
+	}
+	return r.Number, nil
+}
+
+// abandon stops the heartbeat of a trial whose lease was lost, without
+// writing anything.
+func (t *Trial) abandon() {
+	if t.finish() {
+		t.cancel(nil)
+	}
+}
