@@ -2,10 +2,12 @@ package search
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
+	"reflect"
 	"strconv"
 	"sync"
 	"time"
@@ -200,15 +202,12 @@ func (s *Study) prepare(ctx context.Context, c askConfig, stored *storage.Trial)
 		goptuna.StudyOptionSampler(s.spec.independentSampler(samplerSeed)),
 		goptuna.StudyOptionLogger(nil),
 	}
-	if s.spec.samplerName() == SamplerCMAES {
-		opts = append(opts, goptuna.StudyOptionRelativeSampler(s.cma.get(s.spec.Search.Seed, stored.Number)))
-	}
 	gs, err := goptuna.LoadStudy(s.Name(), opts...)
 	if err != nil {
 		cancel(nil)
 		return nil, err
 	}
-	t.gt = goptuna.Trial{Study: gs, ID: int(stored.ID)}
+	t.gs, t.adapter = gs, adapter
 	pruner, err := s.spec.pruner()
 	if err != nil {
 		cancel(nil)
@@ -221,18 +220,26 @@ func (s *Study) prepare(ctx context.Context, c askConfig, stored *storage.Trial)
 			return nil, err
 		}
 	}
-	if gs.RelativeSampler != nil {
-		if err := t.gt.CallRelativeSampler(); err != nil {
+	if raw, ok := stored.SystemAttrs[storage.FixedParamsAttr]; ok {
+		// An enqueued trial, or a retry: the values it must run with.
+		if err := json.Unmarshal([]byte(raw), &t.fixed); err != nil {
+			cancel(nil)
+			return nil, fmt.Errorf("the enqueued parameters of trial %d: %w", stored.Number, err)
+		}
+	} else if s.spec.samplerName() == SamplerCMAES {
+		rel := s.cma.get(s.spec.Search.Seed, stored.Number)
+		b := bound{view, int(s.stored.ID), s.Name(), dir}
+		if t.rel, t.relSpace, err = relativeParams(view, b, s.stored.Direction == storage.Maximize, rel, t.frozen()); err != nil {
 			cancel(nil)
 			return nil, fmt.Errorf("relative sampler: %w", err)
 		}
 	}
 	for _, name := range sortedNames(s.spec.Space) {
 		p := s.spec.Space[name]
-		v, err := p.suggest(t.gt, name)
+		v, err := t.draw(name, p)
 		if err != nil {
 			cancel(nil)
-			return nil, fmt.Errorf("sample %s: %w", name, leaseErr(err))
+			return nil, fmt.Errorf("sample %s: %w", name, err)
 		}
 		t.Params[name], t.spaces[name] = v, p
 	}
@@ -282,22 +289,50 @@ func leaseErr(err error) error {
 	return err
 }
 
-// suggest asks Goptuna for the parameter's value in trial t: the value a
-// waiting trial was enqueued with, else the sampler's.
-func (p Param) suggest(t goptuna.Trial, name string) (any, error) {
-	switch {
-	case p.Type == Categorical:
-		return t.SuggestCategorical(name, p.Choices)
-	case p.Type == Int && p.Step != nil:
-		return t.SuggestStepInt(name, int(*p.Low), int(*p.High), int(*p.Step))
-	case p.Type == Int:
-		return t.SuggestInt(name, int(*p.Low), int(*p.High))
-	case p.Log:
-		return t.SuggestLogFloat(name, *p.Low, *p.High)
-	case p.Step != nil:
-		return t.SuggestDiscreteFloat(name, *p.Low, *p.High, *p.Step)
+// frozen is the trial as a sampler sees it while it samples: its ids.
+func (t *Trial) frozen() goptuna.FrozenTrial {
+	return goptuna.FrozenTrial{ID: int(t.id), StudyID: int(t.study.stored.ID), Number: t.Number, State: goptuna.TrialStateRunning}
+}
+
+// draw chooses the value of the parameter name of the trial and records it
+// with its distribution: the value the trial was enqueued or retried with,
+// else the relative sampler's, else the independent sampler's, put on the
+// space's grid. It returns the value in its external form.
+func (t *Trial) draw(name string, p Param) (any, error) {
+	dist := p.distribution()
+	var internal float64
+	if v, ok := t.fixed[name]; ok {
+		if c, isChoice := dist.(goptuna.CategoricalDistribution); isChoice && (v != math.Trunc(v) || v < 0 || int(v) >= len(c.Choices)) {
+			return nil, fmt.Errorf("the enqueued choice index %v is not one of the %d choices", v, len(c.Choices))
+		}
+		ext, err := goptuna.ToExternalRepresentation(dist, v)
+		if err != nil {
+			return nil, err
+		}
+		if ext, err = p.value(name, ext); err != nil {
+			return nil, fmt.Errorf("the enqueued value: %w", err)
+		}
+		if f, isNumber := ext.(float64); isNumber && f != v || p.Type == Int && float64(ext.(int)) != v {
+			return nil, fmt.Errorf("the enqueued value %v is not a value of the space", v)
+		}
+		internal = v
+	} else if v, ok := t.rel[name]; ok && reflect.DeepEqual(t.relSpace[name], dist) {
+		internal = v
+	} else {
+		v, err := t.gs.Sampler.Sample(t.gs, t.frozen(), name, dist)
+		if err != nil {
+			return nil, err
+		}
+		internal = v
 	}
-	return t.SuggestFloat(name, *p.Low, *p.High)
+	internal, err := snap(dist, internal)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.adapter.SetTrialParam(int(t.id), name, internal, dist); err != nil {
+		return nil, leaseErr(err)
+	}
+	return goptuna.ToExternalRepresentation(dist, internal)
 }
 
 // Trial is a leased trial: its number, seed and parameters, and the calls
@@ -317,15 +352,19 @@ type Trial struct {
 	// told.
 	Attrs map[string]string
 
-	study   *Study
-	id      int64
-	worker  string
-	slot    int
-	gt      goptuna.Trial  // the sampler's view, for suggestions
-	pruning *goptuna.Study // nil without a pruner
-	ctx     context.Context
-	cancel  context.CancelCauseFunc
-	manual  bool // the caller renews the lease
+	study    *Study
+	id       int64
+	worker   string
+	slot     int
+	gs       *goptuna.Study   // the sampler's view, for suggestions
+	adapter  *storage.Goptuna // the trial's worker's
+	fixed    map[string]float64
+	rel      map[string]float64 // the relative sampler's proposal
+	relSpace map[string]any
+	pruning  *goptuna.Study // nil without a pruner
+	ctx      context.Context
+	cancel   context.CancelCauseFunc
+	manual   bool // the caller renews the lease
 
 	mu      sync.Mutex
 	last    float64
@@ -424,7 +463,7 @@ func (t *Trial) Report(ctx context.Context, step int, value float64) error {
 	if t.pruning == nil {
 		return nil
 	}
-	frozen, err := t.pruning.Storage.GetTrial(t.gt.ID)
+	frozen, err := t.pruning.Storage.GetTrial(int(t.id))
 	if err != nil {
 		return fmt.Errorf("read trial %d for the pruner: %w", t.Number, err)
 	}

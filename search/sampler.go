@@ -9,7 +9,6 @@ import (
 	"github.com/c-bata/goptuna/cmaes"
 	"github.com/c-bata/goptuna/medianstopping"
 	"github.com/c-bata/goptuna/successivehalving"
-	"github.com/c-bata/goptuna/tpe"
 )
 
 // Samplers and pruners a spec may name.
@@ -46,9 +45,9 @@ func (s *Spec) samplerName() string {
 func (s *Spec) independentSampler(seed int64) goptuna.Sampler {
 	switch s.samplerName() {
 	case SamplerRandom, SamplerCMAES:
-		return goptuna.NewRandomSampler(goptuna.RandomSamplerOptionSeed(seed))
+		return newUniform(seed)
 	}
-	return tpe.NewSampler(tpe.SamplerOptionSeed(seed))
+	return newTPE(seed)
 }
 
 // pruner returns the spec's pruner, nil for none.

@@ -76,9 +76,9 @@ func (t *Trial) suggest(name string, p Param) (any, error) {
 		}
 		return t.Params[name], nil
 	}
-	v, err := p.suggest(t.gt, name)
+	v, err := t.draw(name, p)
 	if err != nil {
-		return nil, fmt.Errorf("suggest %s in trial %d: %w", name, t.Number, leaseErr(err))
+		return nil, fmt.Errorf("suggest %s in trial %d: %w", name, t.Number, err)
 	}
 	t.Params[name], t.spaces[name] = v, p
 	return v, nil

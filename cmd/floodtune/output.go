@@ -155,12 +155,26 @@ type trialJSON struct {
 	SystemAttrs      map[string]string   `json:"system_attrs"`
 	DatetimeStart    *string             `json:"datetime_start"`
 	DatetimeComplete *string             `json:"datetime_complete"`
+	// RetryOf is the number of the trial this one retries (null for a
+	// first run); Attempt is 0 for a first run and n for its n-th retry.
+	RetryOf *int `json:"retry_of"`
+	Attempt int  `json:"attempt"`
 }
 
-func newTrialJSON(spec *search.Spec, t *storage.Trial) (trialJSON, error) {
+// newTrialJSON returns trial t of a study; numberOf maps the ids of the
+// study's trials to their numbers, for the trial t retries.
+func newTrialJSON(spec *search.Spec, t *storage.Trial, numberOf map[int64]int) (trialJSON, error) {
 	params, err := trialParams(spec, t)
 	if err != nil {
 		return trialJSON{}, err
+	}
+	var retryOf *int
+	if t.RetryOf != 0 {
+		n, ok := numberOf[t.RetryOf]
+		if !ok {
+			return trialJSON{}, fmt.Errorf("trial %d retries the trial of id %d, which is not among the study's trials", t.Number, t.RetryOf)
+		}
+		retryOf = &n
 	}
 	for name, v := range params {
 		if f, ok := v.(float64); ok {
@@ -181,6 +195,8 @@ func newTrialJSON(spec *search.Spec, t *storage.Trial) (trialJSON, error) {
 		SystemAttrs:      nonNil(t.SystemAttrs),
 		DatetimeStart:    rfc3339(t.StartedAt),
 		DatetimeComplete: rfc3339(t.CompletedAt),
+		RetryOf:          retryOf,
+		Attempt:          t.Attempt,
 	}, nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/floodtune/floodtune/storage"
 	"golang.org/x/term"
 )
 
@@ -66,6 +67,16 @@ type trialOut struct {
 	SystemAttrs      map[string]string   `json:"system_attrs"`
 	DatetimeStart    *string             `json:"datetime_start"`
 	DatetimeComplete *string             `json:"datetime_complete"`
+	RetryOf          *int                `json:"retry_of"`
+	Attempt          int                 `json:"attempt"`
+}
+
+// intOrNull shows a number of the JSON, or null.
+func intOrNull(n *int) string {
+	if n == nil {
+		return "null"
+	}
+	return strconv.Itoa(*n)
 }
 
 func TestStudyCreateOptimizeAndInspect(t *testing.T) {
@@ -134,6 +145,9 @@ func TestStudyCreateOptimizeAndInspect(t *testing.T) {
 				t.Errorf("trial %d: %v", i, err)
 			}
 		}
+		if tr.RetryOf != nil || tr.Attempt != 0 {
+			t.Errorf("trial %d: retry_of %s, attempt %d: no trial was retried", i, intOrNull(tr.RetryOf), tr.Attempt)
+		}
 		if *tr.Value > *trials[best].Value {
 			best = i
 		}
@@ -166,8 +180,8 @@ func TestStudyCreateOptimizeAndInspect(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &b); err != nil {
 		t.Fatalf("best --format json: %v\n%s", err, out)
 	}
-	if b.Number != best || *b.Value != *trials[best].Value {
-		t.Errorf("best is trial %d (%v), want %d (%v)", b.Number, *b.Value, best, *trials[best].Value)
+	if b.Number != best || *b.Value != *trials[best].Value || b.RetryOf != nil || b.Attempt != 0 {
+		t.Errorf("best is trial %d (%v, retry_of %s, attempt %d), want %d (%v, null, 0)", b.Number, *b.Value, intOrNull(b.RetryOf), b.Attempt, best, *trials[best].Value)
 	}
 	out, _ = mustRun(t, "study", "best", "gauss", s)
 	if !strings.Contains(out, "trial") || !strings.Contains(out, "flood level") {
@@ -245,6 +259,84 @@ func TestStudyEnqueueAddsAWaitingTrial(t *testing.T) {
 	}
 	if got := strings.Join(rows[1][:6], ","); !strings.HasPrefix(got, "0,complete,") || !strings.HasSuffix(got, ",3,0.5,sgd") {
 		t.Errorf("the enqueued trial ran as %q, want number 0 complete with epochs 3, flood_level 0.5, optimizer sgd", got)
+	}
+}
+
+func TestTheJSONOfARetryNamesTheTrialItRetries(t *testing.T) {
+	t.Parallel()
+	url, spec := newStudyEnv(t, strings.Replace(smallSpec, "trials: 4", "trials: 2", 1))
+	mustRun(t, "study", "create", "retried", "--spec", spec, "--storage", url)
+
+	// The baseline (trial 0) is given back twice, as a worker that stops
+	// does: trial 1 retries 0, trial 2 retries 1 and completes.
+	ctx := context.Background()
+	st, err := storage.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	study, err := st.StudyByName(ctx, "retried")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		tr, err := st.ClaimWaiting(ctx, study.ID, "test/0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.GiveBack(ctx, tr.ID, "test/0", "its worker stopped"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last, err := st.ClaimWaiting(ctx, study.ID, "test/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Finish(ctx, last.ID, "test/0", storage.Complete, 0.75); err != nil {
+		t.Fatal(err)
+	}
+
+	out, _ := mustRun(t, "study", "trials", "retried", "--format", "json", "--storage", url)
+	var trials []trialOut
+	if err := json.Unmarshal([]byte(out), &trials); err != nil {
+		t.Fatalf("trials --format json: %v\n%s", err, out)
+	}
+	// Every trial has both keys, null on a first run.
+	var raw []map[string]any
+	if err := json.Unmarshal([]byte(out), &raw); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range raw {
+		for _, key := range []string{"retry_of", "attempt"} {
+			if _, ok := r[key]; !ok {
+				t.Errorf("trial %d has no %q: %v", i, key, r)
+			}
+		}
+	}
+	want := []struct {
+		state   string
+		retryOf string
+		attempt int
+	}{{"fail", "null", 0}, {"fail", "0", 1}, {"complete", "1", 2}}
+	if len(trials) != len(want) {
+		t.Fatalf("%d trials, want %d:\n%s", len(trials), len(want), out)
+	}
+	for i, w := range want {
+		tr := trials[i]
+		if tr.Number != i || tr.State != w.state || intOrNull(tr.RetryOf) != w.retryOf || tr.Attempt != w.attempt {
+			t.Errorf("trial %d: number %d, %s, retry_of %s, attempt %d; want %s, retry_of %s, attempt %d",
+				i, tr.Number, tr.State, intOrNull(tr.RetryOf), tr.Attempt, w.state, w.retryOf, w.attempt)
+		}
+	}
+
+	// best, the same shape: trial 2, which retries trial 1.
+	out, _ = mustRun(t, "study", "best", "retried", "--format", "json", "--storage", url)
+	var b trialOut
+	if err := json.Unmarshal([]byte(out), &b); err != nil {
+		t.Fatalf("best --format json: %v\n%s", err, out)
+	}
+	if b.Number != 2 || intOrNull(b.RetryOf) != "1" || b.Attempt != 2 {
+		t.Errorf("best is trial %d, retry_of %s, attempt %d; want trial 2, retry_of 1, attempt 2\n%s", b.Number, intOrNull(b.RetryOf), b.Attempt, out)
 	}
 }
 

@@ -45,8 +45,10 @@ a value not (yet) known.
 --format json writes an array of objects with number, state, value (null
 when unknown), params (option → value), intermediate (epoch → value),
 user_attrs (test_acc, train_loss, ascent_fraction, ...), system_attrs (seed,
-baseline, ...), and datetime_start and datetime_complete (RFC 3339, null when
-unset), for jq and scripts.`,
+baseline, ...), datetime_start and datetime_complete (RFC 3339, null when
+unset), retry_of (the number of the trial this one retries, null for a first
+run) and attempt (0 for a first run, n for its n-th retry), for jq and
+scripts.`,
 		Example: `  floodtune study trials noise20
   floodtune study trials noise20 --format csv > trials.csv
   floodtune study trials noise20 --format json | jq '.[] | select(.state == "complete") | .params.flood_level'`,
@@ -80,9 +82,10 @@ unset), for jq and scripts.`,
 }
 
 func writeTrialsJSON(w io.Writer, spec *search.Spec, trials []*storage.Trial) error {
+	numberOf := trialNumbers(trials)
 	list := make([]trialJSON, 0, len(trials))
 	for _, t := range trials {
-		j, err := newTrialJSON(spec, t)
+		j, err := newTrialJSON(spec, t, numberOf)
 		if err != nil {
 			return err
 		}
@@ -167,10 +170,7 @@ func writeTrialsTable(w io.Writer, spec *search.Spec, trials []*storage.Trial) e
 	if err != nil {
 		return err
 	}
-	numberOf := make(map[int64]int, len(trials))
-	for _, t := range trials {
-		numberOf[t.ID] = t.Number
-	}
+	numberOf := trialNumbers(trials)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	head := []string{"NUMBER", "STATE", strings.ToUpper(objectiveName(spec))}
 	for _, c := range cols {
@@ -187,6 +187,15 @@ func writeTrialsTable(w io.Writer, spec *search.Spec, trials []*storage.Trial) e
 		fmt.Fprintln(tw, strings.Join(row, "\t"))
 	}
 	return tw.Flush()
+}
+
+// trialNumbers maps the trials' ids to their numbers.
+func trialNumbers(trials []*storage.Trial) map[int64]int {
+	numberOf := make(map[int64]int, len(trials))
+	for _, t := range trials {
+		numberOf[t.ID] = t.Number
+	}
+	return numberOf
 }
 
 // trialNote says what else is worth knowing about a trial in a table.
@@ -244,7 +253,15 @@ It fails (status 1) while no trial is complete.`,
 			}
 			out := cmd.OutOrStdout()
 			if format == "json" {
-				j, err := newTrialJSON(spec, best)
+				numberOf := map[int64]int{}
+				if best.RetryOf != 0 {
+					of, err := st.Trial(ctx, best.RetryOf)
+					if err != nil {
+						return fmt.Errorf("the trial that trial %d retries: %w", best.Number, err)
+					}
+					numberOf[of.ID] = of.Number
+				}
+				j, err := newTrialJSON(spec, best, numberOf)
 				if err != nil {
 					return err
 				}
