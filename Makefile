@@ -11,7 +11,7 @@ TAGS     := $(if $(filter 1,$(OPENBLAS)),openblas,)
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS  := -X main.version=$(VERSION)
 
-.PHONY: all build test test-reliability fuzz vet bench bench-step bench-go bench-storage bench-overhead bench-peer demo results results-sweeps print-tags clean
+.PHONY: all build test test-pipeline test-reliability fuzz vet bench bench-step bench-go bench-storage bench-overhead bench-peer demo results results-sweeps print-tags clean
 
 all: build
 
@@ -37,7 +37,13 @@ test: vet
 ifeq ($(TAGS),openblas)
 	$(GO) test -count=1 ./flood/ ./objective/ ./cmd/...
 endif
+	$(MAKE) test-pipeline
 	$(MAKE) fuzz FUZZTIME=10s
+
+# examples/pipeline: a module of its own that embeds floodtune as an AutoML
+# pipeline does (its own model and parameters, ask/tell, Optimize).
+test-pipeline:
+	cd examples/pipeline && $(GO) vet ./... && $(GO) test -count=1 ./... && $(GO) run . >/dev/null
 
 # The parsers of untrusted input, fuzzed for a bounded time (the corpus
 # seeds are in the tests).

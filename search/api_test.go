@@ -592,7 +592,7 @@ func TestEverySpecProblemIsErrBadSpec(t *testing.T) {
 		!strings.Contains(err.Error(), "trainer: external") {
 		t.Errorf("an unknown option of the built-in trainer does not point at trainer: external: %v", err)
 	}
-	ok := "trainer: external\nsearch: {trials: 3, objective: f1}\nspace:\n  dropout: {type: float, low: 0, high: 0.5}\n  flood: {type: categorical, choices: [flood, iflood]}\n  flood_level: {type: float, low: 0, high: 1}\ntraining: {flood_level: 0.2}"
+	ok := "trainer: external\nsearch: {trials: 3, objective: f1}\nspace:\n  dropout: {type: float, low: 0, high: 0.5}\n  hidden: {type: int, low: 4, high: 32, step: 4}\n  epochs: {type: categorical, choices: [short, long]}\n  flood: {type: categorical, choices: [flood, iflood]}\n  flood_level: {type: float, low: 0, high: 1}\ntraining: {flood_level: 0.2}"
 	if _, err := search.ParseSpec([]byte(ok)); err != nil {
 		t.Errorf("an external trainer's spec with its own names: %v", err)
 	}
@@ -746,5 +746,145 @@ func TestCMAESReachesTheEndsOfItsRanges(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The spec's pruner answers Report: trials whose reports fall behind the
+// median of the trials before them are pruned at their last report.
+func TestReportAsksTheSpecsPruner(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := openSQLite(t)
+	spec, err := search.ParseSpec([]byte(`
+trainer: external
+search: {sampler: random, trials: 20, seed: 6, pruner: median, baseline: false}
+space:
+  flood_level: {type: float, low: 0, high: 1}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := search.Create(ctx, st, "pruned", spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := func(ctx context.Context, tr *search.Trial) (float64, error) {
+		v := 0.0
+		for epoch := 1; epoch <= 5; epoch++ {
+			v = float64(epoch) * tr.FloodLevel()
+			if err := tr.Report(ctx, epoch, v); err != nil {
+				return math.NaN(), err
+			}
+		}
+		return v, nil
+	}
+	if err := s.Optimize(ctx, search.Options{Workers: 1, Objective: obj}); err != nil {
+		t.Fatal(err)
+	}
+	trials, err := s.Trials(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pruned := 0
+	for _, tr := range trials {
+		if tr.State != storage.Pruned {
+			continue
+		}
+		pruned++
+		last := 0
+		for step := range tr.Intermediate {
+			last = max(last, step)
+		}
+		if last == 5 || tr.Value != tr.Intermediate[last] {
+			t.Errorf("trial %d pruned at value %v after step %d (%v)", tr.Number, tr.Value, last, tr.Intermediate)
+		}
+	}
+	if pruned == 0 {
+		t.Errorf("the median pruner pruned none of 20 trials whose curves are their flood level times the epoch")
+	}
+}
+
+func TestFailFastStopsAtTheFirstFailedTrial(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := openSQLite(t)
+	s := createExternal(t, st, "failfast", "random", 10)
+	boom := errors.New("out of memory")
+	obj := func(ctx context.Context, tr *search.Trial) (float64, error) {
+		if tr.Number == 2 {
+			return math.NaN(), boom
+		}
+		return 1, nil
+	}
+	err := s.Optimize(ctx, search.Options{Workers: 1, FailFast: true, Objective: obj})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Optimize with FailFast: %v, want the objective's error", err)
+	}
+	counts, _, _ := s.Counts(ctx)
+	if counts[storage.Complete] != 2 || counts[storage.Fail] != 1 || counts[storage.Running] != 0 {
+		t.Errorf("FailFast stopped with %v, want 2 complete and trial 2 failed", counts)
+	}
+	if err := s.Optimize(ctx, search.Options{Workers: 1, Objective: obj}); err != nil {
+		t.Fatalf("Optimize without FailFast: %v", err)
+	}
+	if counts, _, _ = s.Counts(ctx); counts[storage.Complete] != 9 {
+		t.Errorf("the rest of the study: %v", counts)
+	}
+}
+
+func TestLoadOrCreateResumesItsStudyAndRefusesAnotherSpec(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := openSQLite(t)
+	spec, err := search.ParseSpec(fmt.Appendf(nil, externalSpec, "tpe", 6))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := search.LoadOrCreate(ctx, st, "resume", spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := search.LoadOrCreate(ctx, st, "resume", spec)
+	if err != nil || again.ID() != first.ID() {
+		t.Fatalf("LoadOrCreate again: %v (%v), want study %d", again, err, first.ID())
+	}
+	changed, err := search.ParseSpec(fmt.Appendf(nil, externalSpec, "tpe", 7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := search.LoadOrCreate(ctx, st, "resume", changed); !errors.Is(err, search.ErrSpecMismatch) {
+		t.Errorf("LoadOrCreate with another budget: %v, want ErrSpecMismatch", err)
+	}
+}
+
+// A waiting trial whose stored value is not in the space (written by an
+// older release, or by hand) is failed with the reason when it is leased,
+// never silently given another value.
+func TestAnEnqueuedValueOutsideTheSpaceFailsItsTrial(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := openSQLite(t)
+	s := createExternal(t, st, "offgrid", "random", 4)
+	if _, err := st.CreateTrial(ctx, s.ID(), storage.NewTrial{State: storage.Waiting, Value: math.NaN(),
+		SystemAttrs: map[string]string{storage.FixedParamsAttr: `{"width": 13}`}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Ask(ctx, search.AskOptions{})
+	if !errors.Is(err, search.ErrProposalFailed) || !errors.Is(err, search.ErrOutsideSpace) {
+		t.Fatalf("ask for the off-grid trial: %v, want ErrProposalFailed and ErrOutsideSpace", err)
+	}
+	rec, err := s.Trial(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.State != storage.Fail || !strings.Contains(rec.FailReason, "13") {
+		t.Errorf("the off-grid trial: %s %q", rec.State, rec.FailReason)
+	}
+	next, err := s.Ask(ctx, search.AskOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := next.Tell(ctx, 1); err != nil {
+		t.Fatal(err)
 	}
 }

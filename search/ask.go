@@ -122,6 +122,12 @@ func (s *Study) Ask(ctx context.Context, opts AskOptions) (*Trial, error) {
 	return t, nil
 }
 
+// ErrProposalFailed is matched by the error of an Ask whose trial was
+// leased but whose parameters could not be proposed (a sampler's error, a
+// value enqueued outside the space): the trial was recorded as failed with
+// the reason, and the next Ask leases another.
+var ErrProposalFailed = errors.New("the trial's parameters could not be proposed; it was failed")
+
 // prepareError is a trial that was leased but could not be prepared (its
 // parameters not sampled): it was failed with the reason.
 type prepareError struct {
@@ -129,8 +135,10 @@ type prepareError struct {
 	err    error
 }
 
-func (e *prepareError) Error() string { return fmt.Sprintf("prepare trial %d: %v", e.number, e.err) }
-func (e *prepareError) Unwrap() error { return e.err }
+func (e *prepareError) Error() string {
+	return fmt.Sprintf("trial %d: %v: %v", e.number, ErrProposalFailed, e.err)
+}
+func (e *prepareError) Unwrap() []error { return []error{ErrProposalFailed, e.err} }
 
 // ask leases a trial as Ask does. Leasing is not cancelled half-way: a
 // trial that the database gave this worker is returned, to be run or given
@@ -305,15 +313,10 @@ func (t *Trial) draw(name string, p Param) (any, error) {
 		if c, isChoice := dist.(goptuna.CategoricalDistribution); isChoice && (v != math.Trunc(v) || v < 0 || int(v) >= len(c.Choices)) {
 			return nil, fmt.Errorf("the enqueued choice index %v is not one of the %d choices", v, len(c.Choices))
 		}
-		ext, err := goptuna.ToExternalRepresentation(dist, v)
-		if err != nil {
-			return nil, err
-		}
-		if ext, err = p.value(name, ext); err != nil {
-			return nil, fmt.Errorf("the enqueued value: %w", err)
-		}
-		if f, isNumber := ext.(float64); isNumber && f != v || p.Type == Int && float64(ext.(int)) != v {
-			return nil, fmt.Errorf("the enqueued value %v is not a value of the space", v)
+		if p.Type != Categorical {
+			if _, err := p.value(name, v); err != nil {
+				return nil, fmt.Errorf("the enqueued value: %w", err)
+			}
 		}
 		internal = v
 	} else if v, ok := t.rel[name]; ok && reflect.DeepEqual(t.relSpace[name], dist) {

@@ -57,6 +57,12 @@ type Options struct {
 	// worst value so far, so that parallel workers do not propose the same
 	// point.
 	NoConstantLiar bool
+	// FailFast stops the call at the first trial whose objective fails
+	// (an error other than ErrPruned, a NaN, a panic): the other running
+	// trials are given back and Optimize returns that error. By default a
+	// failed trial is recorded with its reason, OnTrial is told, and the
+	// workers go on.
+	FailFast bool
 	// ReserveThreads lets Optimize set process-wide settings for speed
 	// while it runs, which a library does not do unasked: OpenBLAS on one
 	// thread (each worker trains on one core), and, in builds with
@@ -137,7 +143,8 @@ func (s *Study) Optimize(ctx context.Context, opts Options) error {
 	if name == "" {
 		name = defaultWorkerName()
 	}
-	p := &pool{study: s, objective: run, onTrial: opts.OnTrial, logger: c.logger, left: opts.MaxTrials, limited: opts.MaxTrials > 0}
+	p := &pool{study: s, objective: run, onTrial: opts.OnTrial, logger: c.logger, left: opts.MaxTrials, limited: opts.MaxTrials > 0,
+		failFast: opts.FailFast, changed: make(chan struct{})}
 	if opts.Timeout > 0 {
 		p.deadline = time.Now().Add(opts.Timeout)
 	}
@@ -189,10 +196,29 @@ type pool struct {
 	onTrial   func(Result)
 	logger    *slog.Logger
 
+	failFast bool
+
 	mu       sync.Mutex
 	left     int // trials MaxTrials still allows
 	limited  bool
-	deadline time.Time // of Timeout; zero: none
+	deadline time.Time     // of Timeout; zero: none
+	changed  chan struct{} // closed, and replaced, when a worker ends a trial
+}
+
+// ended wakes the workers that wait for the study's last trials.
+func (p *pool) ended() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+// waitChange returns a channel closed when a worker of the call next ends
+// a trial.
+func (p *pool) waitChange() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.changed
 }
 
 // take reserves the start of a trial within the call's limits.
@@ -243,13 +269,15 @@ func (p *pool) work(ctx context.Context, c askConfig) error {
 		if !p.take() {
 			return nil
 		}
+		changed := p.waitChange()
 		t, err := s.ask(ctx, c)
 		var pe *prepareError
 		switch {
 		case errors.Is(err, ErrBudgetExhausted):
 			p.untake()
-			// Trials still running elsewhere may fail and be retried:
-			// wait for them before stopping.
+			// Trials still running may fail and be retried: wait for
+			// them before stopping, woken by this call's workers as they
+			// end theirs and by the heartbeat's clock for the others'.
 			counts, _, cerr := s.st.Counts(ctx, s.stored.ID)
 			if cerr != nil {
 				if ctx.Err() != nil {
@@ -262,12 +290,17 @@ func (p *pool) work(ctx context.Context, c askConfig) error {
 			}
 			select {
 			case <-ctx.Done():
+			case <-changed:
 			case <-time.After(c.heartbeat):
 			}
 			continue
 		case errors.As(err, &pe):
 			p.logger.Warn("trial failed before it ran", "trial", pe.number, "err", pe.err)
 			p.report(Result{Number: pe.number, State: storage.Fail, Value: math.NaN(), Err: pe.err})
+			p.ended()
+			if p.failFast {
+				return err
+			}
 			continue
 		case err != nil:
 			p.untake()
@@ -276,7 +309,12 @@ func (p *pool) work(ctx context.Context, c askConfig) error {
 			}
 			return err
 		}
-		p.report(p.run(ctx, c, t))
+		res := p.run(ctx, c, t)
+		p.report(res)
+		p.ended()
+		if p.failFast && res.State == storage.Fail && res.RetriedBy == 0 && !errors.Is(res.Err, ErrLeaseLost) && ctx.Err() == nil {
+			return fmt.Errorf("trial %d failed: %w", res.Number, res.Err)
+		}
 	}
 	return nil
 }

@@ -371,6 +371,11 @@ func (s *Spec) Validate() error {
 		p := s.Space[name]
 		where := "space." + name
 		opt, ok := options[name]
+		if external && name != "flood_level" && name != "flood" {
+			// The trainer's own option, whatever floodtune's trainer
+			// calls by that name.
+			opt, ok = option{}, false
+		}
 		switch {
 		case external && !validName.MatchString(name):
 			add("%s: not a name (letters, digits, _ . -, starting with a letter or _, at most 64)", where)

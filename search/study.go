@@ -127,6 +127,72 @@ func Load(ctx context.Context, st *storage.Store, name string) (*Study, error) {
 	return newStudy(st, stored, spec), nil
 }
 
+// ErrSpecMismatch is returned by LoadOrCreate when the study exists with
+// another spec.
+var ErrSpecMismatch = errors.New("the study exists with another spec")
+
+// LoadOrCreate returns a handle on the study name: created from spec, as
+// Create does, if there is none, else loaded, after checking that it was
+// created from the same spec (ErrSpecMismatch if not). A program that runs
+// again, or runs on several machines at once, resumes its one study this
+// way, and one whose spec changed is told instead of going on with the old.
+func LoadOrCreate(ctx context.Context, st *storage.Store, name string, spec *Spec) (*Study, error) {
+	if err := checkArgs(ctx, st); err != nil {
+		return nil, err
+	}
+	if spec == nil {
+		return nil, fmt.Errorf("%w: study %q: no spec", ErrBadSpec, name)
+	}
+	s, err := Load(ctx, st, name)
+	if errors.Is(err, storage.ErrNotFound) {
+		given := spec.clone()
+		s, err = Create(ctx, st, name, given)
+		if !errors.Is(err, storage.ErrStudyExists) {
+			return s, err
+		}
+		// Created by another process meanwhile.
+		s, err = Load(ctx, st, name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := spec.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadSpec, err)
+	}
+	if !spec.sameAs(s.spec) {
+		return nil, fmt.Errorf("study %q: %w: delete it, or give the study another name", name, ErrSpecMismatch)
+	}
+	return s, nil
+}
+
+// clone returns a deep copy of the spec.
+func (s *Spec) clone() *Spec {
+	var c Spec
+	b, err := json.Marshal(s)
+	if err == nil {
+		err = json.Unmarshal(b, &c)
+	}
+	if err != nil {
+		return s
+	}
+	return &c
+}
+
+// sameAs reports whether a study stored with spec stored was created from
+// s: the same spec, but for the range a centred flood level was resolved to.
+func (s *Spec) sameAs(stored *Spec) bool {
+	given := s.clone()
+	if p, ok := given.Space["flood_level"]; ok && p.Center != "" && p.Estimate == nil {
+		if q, ok := stored.Space["flood_level"]; ok && q.Center == p.Center {
+			p.Low, p.High, p.Estimate = q.Low, q.High, q.Estimate
+			given.Space["flood_level"] = p
+		}
+	}
+	a, errA := json.Marshal(given)
+	b, errB := json.Marshal(stored)
+	return errA == nil && errB == nil && string(a) == string(b)
+}
+
 func newStudy(st *storage.Store, stored *storage.Study, spec *Spec) *Study {
 	return &Study{st: st, stored: stored, spec: spec, prefix: defaultWorkerName(),
 		adapter: storage.NewGoptuna(context.Background(), st, "")}
