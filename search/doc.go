@@ -8,7 +8,9 @@
 // A study lives in a storage (package storage: SQLite for one machine,
 // PostgreSQL for many) and is described by a Spec, read from YAML or JSON
 // with ParseSpec or built in Go. Create stores it and returns a *Study
-// handle; Load returns a handle on a study that exists. Any number of
+// handle; Load returns a handle on a study that exists; LoadOrCreate does
+// whichever applies, and refuses a study of that name made from another
+// spec (ErrSpecMismatch), so that a pipeline run again resumes its study. Any number of
 // handles, in any number of processes on any number of machines, may work
 // on one study at once: the storage gives each trial to one worker, keeps
 // trial numbers gap-free and never lets the study exceed its budget.
@@ -49,7 +51,9 @@
 //
 // Study.Optimize runs trials with a pool of workers until the study's
 // budget is spent, or the call's own limits (Options.MaxTrials,
-// Options.Timeout) are reached, calling Options.Objective for each:
+// Options.Timeout) are reached, calling Options.Objective for each. A
+// trial whose objective fails is recorded as failed with its reason and
+// the workers go on, unless Options.FailFast stops the call there:
 //
 //	err := study.Optimize(ctx, search.Options{Workers: 2, MaxTrials: 10, Objective: func(ctx context.Context, t *search.Trial) (float64, error) {
 //		for epoch := 1; epoch <= 20; epoch++ {
@@ -113,6 +117,8 @@
 //
 // ErrBadSpec (every spec problem), ErrBadOptions (inconsistent options),
 // ErrUnbounded (a study without a budget and a call without a limit),
+// ErrSpecMismatch, ErrProposalFailed (an Ask whose trial could not be
+// given parameters, and was failed),
 // ErrOutsideSpace (a *SpaceError: a value given for a searched option that
 // is not in its space), ErrUnavailable (a storage that cannot be reached;
 // its message never holds a password), ErrBudgetExhausted, ErrLeaseLost,
