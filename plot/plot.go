@@ -14,8 +14,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/c-bata/goptuna"
 	"github.com/floodtune/floodtune/internal/atomicfile"
+	"github.com/floodtune/floodtune/search"
 	"github.com/floodtune/floodtune/storage"
 	gplot "gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -51,7 +51,7 @@ type Study struct {
 	Objective string
 	// Params returns a trial's parameters in their external form (float64,
 	// int or a categorical string). Nil decodes the stored parameters with
-	// their Goptuna distributions (DecodeParams).
+	// their Goptuna distributions (search.DecodeParams).
 	Params func(*storage.Trial) (map[string]any, error)
 }
 
@@ -144,7 +144,7 @@ func Prepare(study Study, trials []*storage.Trial) (*Data, error) {
 	}
 	decode := study.Params
 	if decode == nil {
-		decode = DecodeParams
+		decode = search.DecodeParams
 	}
 	sorted := make([]*storage.Trial, 0, len(trials))
 	for _, t := range trials {
@@ -364,31 +364,6 @@ func countList(counts map[storage.State]int) string {
 		}
 	}
 	return strings.Join(parts, ", ")
-}
-
-// DecodeParams returns a trial's stored parameters in their external form,
-// read through their Goptuna distributions: a float parameter's internal
-// value is its value, an int's is the integer, a categorical's is the
-// index of its choice.
-func DecodeParams(t *storage.Trial) (map[string]any, error) {
-	out := make(map[string]any, len(t.Params))
-	for name, p := range t.Params {
-		dist, err := goptuna.JSONToDistribution(p.Distribution)
-		if err != nil {
-			return nil, fmt.Errorf("parameter %q of trial %d: read its distribution: %w", name, t.Number, err)
-		}
-		if c, ok := dist.(goptuna.CategoricalDistribution); ok {
-			if i := int(p.Value); p.Value != math.Trunc(p.Value) || i < 0 || i >= len(c.Choices) {
-				return nil, fmt.Errorf("parameter %q of trial %d: choice index %v is outside the %d choices", name, t.Number, p.Value, len(c.Choices))
-			}
-		}
-		v, err := goptuna.ToExternalRepresentation(dist, p.Value)
-		if err != nil {
-			return nil, fmt.Errorf("parameter %q of trial %d: %w", name, t.Number, err)
-		}
-		out[name] = v
-	}
-	return out, nil
 }
 
 // Format is a file format Write writes.

@@ -474,26 +474,6 @@ func TestWriteDrawsASingleTrial(t *testing.T) {
 	}
 }
 
-func TestDecodeParamsReadsTheExternalValues(t *testing.T) {
-	t.Parallel()
-	tr := &storage.Trial{Number: 3, Params: map[string]storage.Param{
-		"flood_level": {Value: 0.25, Distribution: dist(t, goptuna.UniformDistribution{Low: 0, High: 2})},
-		"epochs":      {Value: 7, Distribution: dist(t, goptuna.IntUniformDistribution{Low: 1, High: 10})},
-		"optimizer":   {Value: 1, Distribution: dist(t, goptuna.CategoricalDistribution{Choices: []string{"sgd", "adam"}})},
-	}}
-	got, err := plot.DecodeParams(tr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got["flood_level"] != 0.25 || got["epochs"] != 7 || got["optimizer"] != "adam" {
-		t.Errorf("DecodeParams = %v", got)
-	}
-	tr.Params["optimizer"] = storage.Param{Value: 5, Distribution: tr.Params["optimizer"].Distribution}
-	if _, err := plot.DecodeParams(tr); err == nil || !strings.Contains(err.Error(), "outside the 2 choices") {
-		t.Errorf("a choice index out of range: err = %v", err)
-	}
-}
-
 func TestParseFormat(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]plot.Format{"png": plot.PNG, "SVG": plot.SVG, " html ": plot.HTML} {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/floodtune/floodtune/internal/pgtest"
 	"github.com/floodtune/floodtune/storage"
 )
 
@@ -98,15 +99,19 @@ func (e *env) startSkewed(name string, skew time.Duration) *worker {
 func TestAWorkerWithASkewedClockNeitherReapsNorIsReaped(t *testing.T) {
 	t.Parallel()
 	const (
-		budget = 14
+		budget = 16
 		lease  = 3 * time.Second
 		skew   = 10 * time.Minute
 	)
-	e := newEnv(t, budget)
+	// The test looks for a trial of the worker ahead after two lease
+	// periods: trials of a few seconds (40 epochs) keep the study going
+	// until then on any machine, where trials of 12 epochs, well under a
+	// second on a fast one, could finish the study first.
+	e := newEnvOf(t, pgtest.Schema(t), strings.Replace(fmt.Sprintf(spec, budget), "epochs: 12", "epochs: 40", 1))
 	ahead := e.startSkewed("worker ahead", skew)
 	behind := e.startSkewed("worker behind", -skew)
-	ofAhead := fmt.Sprintf("-%d/", ahead.cmd.Process.Pid)
-	ofBehind := fmt.Sprintf("-%d/", behind.cmd.Process.Pid)
+	ofAhead := fmt.Sprintf("-%d-", ahead.cmd.Process.Pid)
+	ofBehind := fmt.Sprintf("-%d-", behind.cmd.Process.Pid)
 	until(t, 60*time.Second, "both workers run a trial", func() bool {
 		a, b := false, false
 		for _, tr := range e.trials() {

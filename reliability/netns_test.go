@@ -27,9 +27,9 @@ func TestAWorkerThatLosesItsNetwork(t *testing.T) {
 	hosts := newHosts(t, 2)
 	e := newEnvAt(t, pgtest.Dedicated(t, hosts[0].addr, hosts[1].addr), budget)
 	a, b := e.startOn(hosts[0], "worker A"), e.startOn(hosts[1], "worker B")
-	// A worker is named host-pid/slot, and ip netns exec runs floodtune in
+	// A worker is named host-pid-random/slot, and ip netns exec runs floodtune in
 	// its own process.
-	ofA := fmt.Sprintf("-%d/", a.cmd.Process.Pid)
+	ofA := fmt.Sprintf("-%d-", a.cmd.Process.Pid)
 	var victim *storage.Trial
 	until(t, 60*time.Second, "worker A runs a trial", func() bool {
 		for _, tr := range e.trials() {

@@ -69,8 +69,14 @@ func newEnv(t *testing.T, budget int) *env {
 // newEnvAt is newEnv on the database of dbURL.
 func newEnvAt(t *testing.T, dbURL string, budget int) *env {
 	t.Helper()
+	return newEnvOf(t, dbURL, fmt.Sprintf(spec, budget))
+}
+
+// newEnvOf is an env whose study "s" has the spec text specText.
+func newEnvOf(t *testing.T, dbURL, specText string) *env {
+	t.Helper()
 	e := &env{t: t, url: dbURL, dir: t.TempDir()}
-	e.create("s", fmt.Sprintf(spec, budget))
+	e.create("s", specText)
 	var err error
 	if e.st, err = storage.Open(context.Background(), e.url); err != nil {
 		t.Fatal(err)

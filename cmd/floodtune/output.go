@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/floodtune/floodtune/plot"
@@ -14,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/c-bata/goptuna"
 	"github.com/floodtune/floodtune/search"
 	"github.com/floodtune/floodtune/storage"
 	"github.com/spf13/cobra"
@@ -66,71 +64,10 @@ func spaceNames(spec *search.Spec) []string {
 	return names
 }
 
-// trialParams returns a trial's parameters in their external form (a
-// float64, an int or a categorical choice): those sampled or fixed so far,
-// read through their Goptuna distributions, and, for a trial that has not
-// started, the values it was enqueued with.
+// trialParams returns a trial's parameters in their external form (see
+// search.Spec.TrialParams).
 func trialParams(spec *search.Spec, t *storage.Trial) (map[string]any, error) {
-	out := make(map[string]any, len(t.Params))
-	for name, p := range t.Params {
-		v, err := externalValue(p)
-		if err != nil {
-			return nil, fmt.Errorf("parameter %q of trial %d: %w", name, t.Number, err)
-		}
-		out[name] = v
-	}
-	if raw, ok := t.SystemAttrs[storage.FixedParamsAttr]; ok {
-		var fixed map[string]float64
-		if err := json.Unmarshal([]byte(raw), &fixed); err != nil {
-			return nil, fmt.Errorf("the enqueued parameters of trial %d: %w", t.Number, err)
-		}
-		for name, internal := range fixed {
-			if _, sampled := out[name]; sampled {
-				continue
-			}
-			v, err := enqueuedValue(spec, name, internal)
-			if err != nil {
-				return nil, fmt.Errorf("the enqueued parameter %q of trial %d: %w", name, t.Number, err)
-			}
-			out[name] = v
-		}
-	}
-	return out, nil
-}
-
-// externalValue decodes a stored parameter with its Goptuna distribution.
-func externalValue(p storage.Param) (v any, err error) {
-	dist, err := goptuna.JSONToDistribution(p.Distribution)
-	if err != nil {
-		return nil, fmt.Errorf("read its distribution: %w", err)
-	}
-	if c, ok := dist.(goptuna.CategoricalDistribution); ok {
-		if i := int(p.Value); p.Value != math.Trunc(p.Value) || i < 0 || i >= len(c.Choices) {
-			return nil, fmt.Errorf("choice index %v is outside the %d choices", p.Value, len(c.Choices))
-		}
-	}
-	return goptuna.ToExternalRepresentation(dist, p.Value)
-}
-
-// enqueuedValue turns the internal value an enqueued trial will use (as
-// search.Enqueue stores it: the number, or a choice's index) into its
-// external form.
-func enqueuedValue(spec *search.Spec, name string, internal float64) (any, error) {
-	p, ok := spec.Space[name]
-	if !ok {
-		return internal, nil
-	}
-	switch p.Type {
-	case search.Categorical:
-		i := int(internal)
-		if internal != math.Trunc(internal) || i < 0 || i >= len(p.Choices) {
-			return nil, fmt.Errorf("choice index %v is outside the %d choices", internal, len(p.Choices))
-		}
-		return p.Choices[i], nil
-	case search.Int:
-		return int(math.Round(internal)), nil
-	}
-	return internal, nil
+	return spec.TrialParams(t)
 }
 
 // floodLevel returns the flood level a trial trains with: its parameter,
