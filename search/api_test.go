@@ -314,6 +314,20 @@ func TestOptimizeCallsNeverRepeatEachOthersProposals(t *testing.T) {
 				t.Fatalf("%d trials, want the budget of 24", len(trials))
 			}
 			checkDistinct(t, trials)
+			// Each call names its workers afresh.
+			prefix := func(tr *storage.Trial) string { return tr.Worker[:strings.LastIndex(tr.Worker, "/")] }
+			if a, b := prefix(trials[0]), prefix(trials[6]); a == b {
+				t.Errorf("two Optimize calls ran under one worker name %q", a)
+			}
+			calls := map[string]bool{}
+			for _, tr := range trials {
+				calls[prefix(tr)] = true
+			}
+			// The two calls at once share the last 12 trials as they
+			// come: one of them may run none.
+			if len(calls) < 3 {
+				t.Errorf("the Optimize calls ran under %d worker names: %v", len(calls), calls)
+			}
 		})
 	}
 }
