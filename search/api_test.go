@@ -555,6 +555,7 @@ func TestBadArgumentsAreErrorsNotPanics(t *testing.T) {
 			return s.Optimize(ctx, search.Options{Heartbeat: time.Second, Grace: time.Second})
 		}, search.ErrBadOptions},
 		{"negative workers", func() error { return s.Optimize(ctx, search.Options{Workers: -1}) }, search.ErrBadOptions},
+		{"a heartbeat of a nanosecond", func() error { return s.Optimize(ctx, search.Options{Heartbeat: time.Nanosecond}) }, search.ErrBadOptions},
 		{"negative MaxTrials", func() error { return s.Optimize(ctx, search.Options{MaxTrials: -1}) }, search.ErrBadOptions},
 		{"an external study without an objective", func() error { return s.Optimize(ctx, search.Options{}) }, nil},
 		{"Ask with a heartbeat longer than the lease", func() error {

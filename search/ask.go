@@ -24,6 +24,8 @@ const (
 	DefaultHeartbeat  = 2 * time.Second
 	DefaultLease      = 30 * time.Second
 	DefaultMaxRetries = 2
+	// MinHeartbeat is the shortest heartbeat interval accepted.
+	MinHeartbeat = 10 * time.Millisecond
 )
 
 // AskOptions configure Study.Ask; the zero value asks with the defaults.
@@ -73,6 +75,9 @@ func leaseSettings(heartbeat, lease time.Duration, maxRetries int) (time.Duratio
 	}
 	if heartbeat == 0 {
 		heartbeat = DefaultHeartbeat
+	}
+	if heartbeat > 0 && heartbeat < MinHeartbeat {
+		return 0, 0, 0, fmt.Errorf("%w: a heartbeat every %v would keep the storage busy renewing leases; the least is %v", ErrBadOptions, heartbeat, MinHeartbeat)
 	}
 	if heartbeat >= lease {
 		return 0, 0, 0, fmt.Errorf("%w: the heartbeat (%v) must be shorter than the lease (%v), or every trial would be reaped", ErrBadOptions, heartbeat, lease)
@@ -128,6 +133,35 @@ func (s *Study) Ask(ctx context.Context, opts AskOptions) (*Trial, error) {
 // the reason, and the next Ask leases another.
 var ErrProposalFailed = errors.New("the trial's parameters could not be proposed; it was failed")
 
+// ErrStorage is matched by the error of a trial's call that failed in the
+// storage (it could not be reached, or refused the write), as opposed to a
+// lost lease or the training's own failure. Optimize gives such a trial
+// back, to run again, rather than fail it: the infrastructure failed, not
+// the trial.
+var ErrStorage = errors.New("storage error")
+
+// storageError marks an error of the storage met by a trial.
+type storageError struct{ err error }
+
+func (e *storageError) Error() string   { return e.err.Error() }
+func (e *storageError) Unwrap() []error { return []error{ErrStorage, e.err} }
+
+// fromStorage marks err, an error of a storage call, as ErrStorage, unless
+// it says that the trial is no longer this worker's or no longer exists.
+func fromStorage(err error) error {
+	if err == nil || errors.Is(err, ErrLeaseLost) || errors.Is(err, storage.ErrNotUpdatable) || errors.Is(err, ErrNotFound) ||
+		errors.Is(err, ErrStorage) {
+		return err
+	}
+	return &storageError{err}
+}
+
+// infrastructure reports whether err is a failure of the storage rather
+// than of the trial.
+func infrastructure(err error) bool {
+	return errors.Is(err, ErrStorage) || errors.Is(err, ErrUnavailable)
+}
+
 // prepareError is a trial that was leased but could not be prepared (its
 // parameters not sampled): it was failed with the reason.
 type prepareError struct {
@@ -168,6 +202,13 @@ func (s *Study) ask(ctx context.Context, c askConfig) (*Trial, error) {
 	if err != nil {
 		// Not left running: failed with why, so that it is not retried
 		// for ever.
+		if infrastructure(err) {
+			// The storage failed, not the proposal: give the trial back
+			// (or leave it to be reaped when the storage cannot even do
+			// that).
+			_, _ = s.st.GiveBack(lctx, stored.ID, c.worker, "storage error while proposing its parameters: "+err.Error())
+			return nil, fmt.Errorf("propose the parameters of trial %d of study %q: %w", stored.Number, s.Name(), err)
+		}
 		_ = s.st.SetTrialAttr(lctx, stored.ID, c.worker, storage.SystemAttr, ReasonAttr, err.Error())
 		_ = s.st.Finish(lctx, stored.ID, c.worker, storage.Fail, math.NaN())
 		return nil, &prepareError{stored.Number, err}
@@ -265,7 +306,7 @@ func (s *Study) prepare(ctx context.Context, c askConfig, stored *storage.Trial)
 	}{{SeedAttr, t.Seed}, {SamplerSeedAttr, samplerSeed}} {
 		if err := s.st.SetTrialAttr(ctx, stored.ID, c.worker, storage.SystemAttr, a.key, strconv.FormatInt(a.v, 10)); err != nil {
 			cancel(nil)
-			return nil, err
+			return nil, fromStorage(err)
 		}
 	}
 	return t, nil
@@ -333,7 +374,7 @@ func (t *Trial) draw(name string, p Param) (any, error) {
 		return nil, err
 	}
 	if err := t.adapter.SetTrialParam(int(t.id), name, internal, dist); err != nil {
-		return nil, leaseErr(err)
+		return nil, fromStorage(leaseErr(err))
 	}
 	return goptuna.ToExternalRepresentation(dist, internal)
 }
@@ -424,7 +465,7 @@ func (t *Trial) Heartbeat(ctx context.Context) error {
 		return err
 	}
 	if err := t.study.st.Heartbeat(ctx, t.id, t.worker); err != nil {
-		return fmt.Errorf("renew the lease of trial %d: %w", t.Number, err)
+		return fmt.Errorf("renew the lease of trial %d: %w", t.Number, fromStorage(err))
 	}
 	return nil
 }
@@ -456,11 +497,11 @@ func (t *Trial) Report(ctx context.Context, step int, value float64) error {
 	t.mu.Unlock()
 	st := t.study.st
 	if err := st.Report(ctx, t.id, t.worker, step, value); err != nil {
-		return fmt.Errorf("report step %d of trial %d: %w", step, t.Number, err)
+		return fmt.Errorf("report step %d of trial %d: %w", step, t.Number, fromStorage(err))
 	}
 	if t.manual {
 		if err := st.Heartbeat(ctx, t.id, t.worker); err != nil {
-			return fmt.Errorf("renew the lease of trial %d: %w", t.Number, err)
+			return fmt.Errorf("renew the lease of trial %d: %w", t.Number, fromStorage(err))
 		}
 	}
 	if t.pruning == nil {
@@ -468,7 +509,7 @@ func (t *Trial) Report(ctx context.Context, step int, value float64) error {
 	}
 	frozen, err := t.pruning.Storage.GetTrial(int(t.id))
 	if err != nil {
-		return fmt.Errorf("read trial %d for the pruner: %w", t.Number, err)
+		return fmt.Errorf("read trial %d for the pruner: %w", t.Number, fromStorage(err))
 	}
 	prune, err := t.pruning.Pruner.Prune(t.pruning, frozen)
 	if err != nil {
@@ -508,7 +549,7 @@ func (t *Trial) end(ctx context.Context, state storage.State, value float64, rea
 	st := t.study.st
 	if reason != "" {
 		if err := st.SetTrialAttr(ctx, t.id, t.worker, storage.SystemAttr, ReasonAttr, reason); err != nil {
-			return fmt.Errorf("record why trial %d failed: %w", t.Number, err)
+			return fmt.Errorf("record why trial %d failed: %w", t.Number, fromStorage(err))
 		}
 	}
 	t.mu.Lock()
@@ -519,11 +560,11 @@ func (t *Trial) end(ctx context.Context, state storage.State, value float64, rea
 	t.mu.Unlock()
 	for _, k := range sortedNames(attrs) {
 		if err := st.SetTrialAttr(ctx, t.id, t.worker, storage.UserAttr, k, attrs[k]); err != nil {
-			return fmt.Errorf("record attribute %q of trial %d: %w", k, t.Number, err)
+			return fmt.Errorf("record attribute %q of trial %d: %w", k, t.Number, fromStorage(err))
 		}
 	}
 	if err := st.Finish(ctx, t.id, t.worker, state, value); err != nil {
-		return fmt.Errorf("finish trial %d as %s: %w", t.Number, state, err)
+		return fmt.Errorf("finish trial %d as %s: %w", t.Number, state, fromStorage(err))
 	}
 	return nil
 }
@@ -575,7 +616,20 @@ func (t *Trial) release(ctx context.Context, reason string) (int, error) {
 	defer t.cancel(nil)
 	r, err := t.study.st.GiveBack(ctx, t.id, t.worker, reason)
 	if err != nil {
-		return 0, fmt.Errorf("give back trial %d: %w", t.Number, err)
+		return 0, fmt.Errorf("give back trial %d: %w", t.Number, fromStorage(err))
+	}
+	return r.Number, nil
+}
+
+// rescue gives back a trial whose outcome could not be stored because the
+// storage failed, whether or not it was told meanwhile, and returns the
+// number of its retry.
+func (t *Trial) rescue(ctx context.Context, reason string) (int, error) {
+	t.finish()
+	defer t.cancel(nil)
+	r, err := t.study.st.GiveBack(ctx, t.id, t.worker, reason)
+	if err != nil {
+		return 0, fmt.Errorf("give back trial %d: %w", t.Number, fromStorage(err))
 	}
 	return r.Number, nil
 }

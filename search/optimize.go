@@ -94,6 +94,8 @@ type Result struct {
 	Params    map[string]any
 	Err       error // why it failed, or was given back, or could not be stored
 	RetriedBy int   // the number of the retry enqueued in its place; 0 if none
+
+	storageFailed bool // the storage failed the trial: the call stops
 }
 
 // Optimize runs the trials of the study name in st; see Study.Optimize.
@@ -111,7 +113,10 @@ func Optimize(ctx context.Context, st *storage.Store, name string, opts Options)
 // at once, and never propose the same parameters. The workers lease trials
 // with Ask and tell them as the objective returns. When ctx ends, running
 // trials are given back (failed and enqueued again, to run elsewhere or on
-// resumption) and Optimize returns ctx.Err().
+// resumption) and Optimize returns ctx.Err(). When the storage fails a
+// trial (ErrStorage: it cannot be reached, or refuses a write), the trial
+// is given back too, to run again without counting twice, and Optimize
+// stops with that error: the call could not do its job.
 func (s *Study) Optimize(ctx context.Context, opts Options) error {
 	if ctx == nil {
 		return errors.New("search: nil context")
@@ -312,6 +317,9 @@ func (p *pool) work(ctx context.Context, c askConfig) error {
 		res := p.run(ctx, c, t)
 		p.report(res)
 		p.ended()
+		if res.storageFailed {
+			return fmt.Errorf("trial %d: %w", res.Number, res.Err)
+		}
 		if p.failFast && res.State == storage.Fail && res.RetriedBy == 0 && !errors.Is(res.Err, ErrLeaseLost) && ctx.Err() == nil {
 			return fmt.Errorf("trial %d failed: %w", res.Number, res.Err)
 		}
@@ -362,6 +370,11 @@ func (p *pool) run(ctx context.Context, c askConfig, t *Trial) Result {
 		}
 		res.State, res.RetriedBy = storage.Fail, retry
 		return res
+	case infrastructure(err):
+		// The storage failed the trial, not its training: it runs again.
+		metricState = string(storage.Waiting)
+		p.rescue(wctx, t, &res, err)
+		return res
 	case errors.Is(err, ErrPruned):
 		res.State = storage.Pruned
 		t.mu.Lock()
@@ -378,6 +391,13 @@ func (p *pool) run(ctx context.Context, c askConfig, t *Trial) Result {
 		res.State, res.Value = storage.Complete, value
 		werr = t.Tell(wctx, value)
 	}
+	if werr != nil && infrastructure(werr) {
+		p.logger.Warn("store the outcome of a trial", "trial", t.Number, "err", werr)
+		metricState = string(storage.Waiting)
+		res.Value = math.NaN()
+		p.rescue(wctx, t, &res, werr)
+		return res
+	}
 	if werr != nil {
 		res.Err = errors.Join(res.Err, werr)
 		res.State = s.storedState(wctx, t)
@@ -386,6 +406,22 @@ func (p *pool) run(ctx context.Context, c askConfig, t *Trial) Result {
 	metricState = string(res.State)
 	p.logger.Info("trial finished", "trial", t.Number, "state", res.State, "value", res.Value, "params", res.Params, "err", res.Err)
 	return res
+}
+
+// rescue gives back a trial that the storage failed, and records that in
+// res: the call stops, and its trials run again elsewhere or later.
+func (p *pool) rescue(ctx context.Context, t *Trial, res *Result, cause error) {
+	res.Err, res.storageFailed = cause, true
+	retry, err := t.rescue(ctx, "storage error: "+cause.Error())
+	if err != nil {
+		// Not even that: the lease runs out, and whoever reaps the trial
+		// retries it.
+		p.logger.Warn("give back a trial the storage failed", "trial", t.Number, "err", err)
+		res.Err = errors.Join(cause, err)
+		res.State = p.study.storedState(ctx, t)
+		return
+	}
+	res.State, res.RetriedBy = storage.Fail, retry
 }
 
 // storedState reads a trial's state back after a write that failed.

@@ -101,6 +101,19 @@ type bound struct {
 	dir  goptuna.StudyDirection
 }
 
+// GetAllTrials marks the storage's errors, so that a sampler that could not
+// read the study fails as the storage, not as the trial.
+func (b bound) GetAllTrials(id int) ([]goptuna.FrozenTrial, error) {
+	trials, err := b.Storage.GetAllTrials(id)
+	return trials, fromStorage(err)
+}
+
+// GetTrial marks the storage's errors (see GetAllTrials).
+func (b bound) GetTrial(id int) (goptuna.FrozenTrial, error) {
+	t, err := b.Storage.GetTrial(id)
+	return t, fromStorage(err)
+}
+
 func (b bound) GetStudyIDFromName(name string) (int, error) {
 	if name == b.name {
 		return b.id, nil

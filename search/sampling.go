@@ -165,7 +165,7 @@ func intersection(trials []goptuna.FrozenTrial) map[string]any {
 func relativeParams(view goptuna.Storage, b bound, maximize bool, rel goptuna.RelativeSampler, trial goptuna.FrozenTrial) (map[string]float64, map[string]any, error) {
 	trials, err := view.GetAllTrials(b.id)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fromStorage(err)
 	}
 	space := map[string]any{}
 	axes := map[string]axis{}

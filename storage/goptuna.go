@@ -280,7 +280,7 @@ func (g *Goptuna) SetTrialIntermediateValue(trialID int, step int, value float64
 func (g *Goptuna) SetTrialParam(trialID int, name string, internal float64, distribution interface{}) error {
 	d, err := goptuna.DistributionToJSON(distribution)
 	if err != nil {
-		return fmt.Errorf("set parameter %q of trial %d: %w", name, trialID, err)
+		return fmt.Errorf("set parameter %q of trial id %d: %w", name, trialID, err)
 	}
 	return goptunaErr(g.s.SetParam(g.ctx, id64(trialID), g.worker, name, Param{Value: internal, Distribution: d}))
 }
@@ -322,7 +322,7 @@ func (g *Goptuna) GetTrialParam(trialID int, name string) (float64, error) {
 	}
 	p, ok := t.Params[name]
 	if !ok {
-		return -1, fmt.Errorf("parameter %q of trial %d: %w", name, trialID, ErrNotFound)
+		return -1, fmt.Errorf("parameter %q of trial id %d: %w", name, trialID, ErrNotFound)
 	}
 	return p.Value, nil
 }
@@ -414,11 +414,11 @@ func (c distCache) frozen(t *Trial) (goptuna.FrozenTrial, error) {
 	for name, p := range t.Params {
 		d, err := c.decode(p.Distribution)
 		if err != nil {
-			return ft, fmt.Errorf("trial %d: parameter %q: %w", t.ID, name, err)
+			return ft, fmt.Errorf("trial id %d: parameter %q: %w", t.ID, name, err)
 		}
 		ext, err := goptuna.ToExternalRepresentation(d, p.Value)
 		if err != nil {
-			return ft, fmt.Errorf("trial %d: parameter %q: %w", t.ID, name, err)
+			return ft, fmt.Errorf("trial id %d: parameter %q: %w", t.ID, name, err)
 		}
 		ft.InternalParams[name], ft.Params[name], ft.Distributions[name] = p.Value, ext, d
 	}

@@ -220,7 +220,7 @@ func (s *Store) ClaimWaiting(ctx context.Context, studyID int64, worker string) 
 // Claim claims the waiting trial trialID for worker; ErrNotUpdatable when
 // it is not waiting (another worker claimed it first).
 func (s *Store) Claim(ctx context.Context, trialID int64, worker string) error {
-	return s.retry(ctx, fmt.Sprintf("claim trial %d", trialID), func(ctx context.Context) error {
+	return s.retry(ctx, fmt.Sprintf("claim trial id %d", trialID), func(ctx context.Context) error {
 		res, err := s.db.ExecContext(ctx, s.d.q(`UPDATE trials SET state = 'running', worker = $2, started_at = %[1]s, heartbeat_at = %[1]s
 			WHERE id = $1 AND state = 'waiting'`), trialID, worker)
 		if err != nil {
@@ -267,7 +267,7 @@ func (s *Store) trialState(ctx context.Context, q querier, trialID int64) (trial
 	var l trialLease
 	err := q.QueryRowContext(ctx, `SELECT state, worker FROM trials WHERE id = $1`, trialID).Scan(&l.state, &l.worker)
 	if errors.Is(err, sql.ErrNoRows) {
-		return l, fmt.Errorf("trial %d: %w", trialID, ErrNotFound)
+		return l, fmt.Errorf("trial id %d: %w", trialID, ErrNotFound)
 	}
 	return l, err
 }
@@ -277,21 +277,21 @@ func (s *Store) leaseError(ctx context.Context, q querier, trialID int64, worker
 	if err != nil {
 		return err
 	}
-	return fmt.Errorf("%w: trial %d is %s under worker %q, not running under %q", ErrLeaseLost, trialID, l.state, l.worker, worker)
+	return fmt.Errorf("%w: trial id %d is %s under worker %q, not running under %q", ErrLeaseLost, trialID, l.state, l.worker, worker)
 }
 
 // Heartbeat renews worker's lease on a running trial.
 func (s *Store) Heartbeat(ctx context.Context, trialID int64, worker string) error {
-	return s.fenced(ctx, fmt.Sprintf("heartbeat of trial %d", trialID), trialID, worker,
+	return s.fenced(ctx, fmt.Sprintf("heartbeat of trial id %d", trialID), trialID, worker,
 		s.d.q(`UPDATE trials SET heartbeat_at = %[1]s WHERE `+fence))
 }
 
 // SetParam records a parameter of a running trial.
 func (s *Store) SetParam(ctx context.Context, trialID int64, worker, name string, p Param) error {
 	if !json.Valid(p.Distribution) {
-		return fmt.Errorf("set parameter %q of trial %d: the distribution is not valid JSON", name, trialID)
+		return fmt.Errorf("set parameter %q of trial id %d: the distribution is not valid JSON", name, trialID)
 	}
-	return s.fenced(ctx, fmt.Sprintf("set parameter %q of trial %d", name, trialID), trialID, worker,
+	return s.fenced(ctx, fmt.Sprintf("set parameter %q of trial id %d", name, trialID), trialID, worker,
 		`INSERT INTO trial_params (trial_id, name, value, distribution) SELECT id, $3, $4, $5 FROM trials WHERE `+fence+`
 		ON CONFLICT (trial_id, name) DO UPDATE SET value = excluded.value, distribution = excluded.distribution`,
 		name, p.Value, string(p.Distribution))
@@ -299,7 +299,7 @@ func (s *Store) SetParam(ctx context.Context, trialID int64, worker, name string
 
 // Report records the intermediate value of a running trial at a step.
 func (s *Store) Report(ctx context.Context, trialID int64, worker string, step int, value float64) error {
-	return s.fenced(ctx, fmt.Sprintf("report step %d of trial %d", step, trialID), trialID, worker,
+	return s.fenced(ctx, fmt.Sprintf("report step %d of trial id %d", step, trialID), trialID, worker,
 		`INSERT INTO trial_values (trial_id, step, value) SELECT id, $3, $4 FROM trials WHERE `+fence+`
 		ON CONFLICT (trial_id, step) DO UPDATE SET value = excluded.value`,
 		step, nullIfNaN(value))
@@ -307,14 +307,14 @@ func (s *Store) Report(ctx context.Context, trialID int64, worker string, step i
 
 // SetValue sets the value of a running trial.
 func (s *Store) SetValue(ctx context.Context, trialID int64, worker string, value float64) error {
-	return s.fenced(ctx, fmt.Sprintf("set the value of trial %d", trialID), trialID, worker,
+	return s.fenced(ctx, fmt.Sprintf("set the value of trial id %d", trialID), trialID, worker,
 		`UPDATE trials SET value = $3 WHERE `+fence, nullIfNaN(value))
 }
 
 // SetTrialAttr sets an attribute of a trial that is waiting, or running
 // under worker; ErrNotUpdatable for a finished trial.
 func (s *Store) SetTrialAttr(ctx context.Context, trialID int64, worker string, kind AttrKind, key, value string) error {
-	return s.retry(ctx, fmt.Sprintf("set %s attribute %q of trial %d", kind, key, trialID), func(ctx context.Context) error {
+	return s.retry(ctx, fmt.Sprintf("set %s attribute %q of trial id %d", kind, key, trialID), func(ctx context.Context) error {
 		res, err := s.db.ExecContext(ctx, `INSERT INTO trial_attrs (trial_id, kind, key, value)
 			SELECT id, $3, $4, $5 FROM trials WHERE id = $1 AND (state = 'waiting' OR (state = 'running' AND worker = $2))
 			ON CONFLICT (trial_id, kind, key) DO UPDATE SET value = excluded.value`, trialID, worker, string(kind), key, value)
@@ -327,7 +327,7 @@ func (s *Store) SetTrialAttr(ctx context.Context, trialID int64, worker string, 
 				return err
 			}
 			if l.state.Final() {
-				return fmt.Errorf("%w: trial %d is %s", ErrNotUpdatable, trialID, l.state)
+				return fmt.Errorf("%w: trial id %d is %s", ErrNotUpdatable, trialID, l.state)
 			}
 			return s.leaseError(ctx, s.db, trialID, worker)
 		}
@@ -340,10 +340,10 @@ func (s *Store) SetTrialAttr(ctx context.Context, trialID int64, worker string, 
 // under worker (finished, reaped, given back) gives ErrLeaseLost.
 func (s *Store) Finish(ctx context.Context, trialID int64, worker string, state State, value float64) error {
 	if !state.Final() {
-		return fmt.Errorf("finish trial %d: %q is not a final state", trialID, state)
+		return fmt.Errorf("finish trial id %d: %q is not a final state", trialID, state)
 	}
 	retried := false
-	return s.retry(ctx, fmt.Sprintf("finish trial %d as %s", trialID, state), func(ctx context.Context) error {
+	return s.retry(ctx, fmt.Sprintf("finish trial id %d as %s", trialID, state), func(ctx context.Context) error {
 		res, err := s.db.ExecContext(ctx, s.d.q(`UPDATE trials SET state = $3, value = COALESCE($4, value), completed_at = %[1]s WHERE `+fence),
 			trialID, worker, string(state), nullIfNaN(value))
 		if err != nil {
@@ -369,7 +369,7 @@ func (s *Store) Finish(ctx context.Context, trialID int64, worker string, state 
 // fail by itself), as a worker does when it stops. It returns the retry.
 func (s *Store) GiveBack(ctx context.Context, trialID int64, worker, reason string) (*Trial, error) {
 	var retryID int64
-	err := s.retry(ctx, fmt.Sprintf("give back trial %d", trialID), func(ctx context.Context) error {
+	err := s.retry(ctx, fmt.Sprintf("give back trial id %d", trialID), func(ctx context.Context) error {
 		return s.inTx(ctx, func(tx *sql.Tx) error {
 			var studyID int64
 			var attempt int
@@ -524,7 +524,7 @@ func (s *Store) Trial(ctx context.Context, id int64) (*Trial, error) {
 	// One statement: the trial's row joined with its details.
 	query := `SELECT ` + prefixed("t.", trialColumns) + `, d.kind, d.name, d.num, d.text, d.step
 		FROM trials t LEFT JOIN (` + s.details(`trial_id = $1`) + `) d ON true WHERE t.id = $1`
-	err := s.retry(ctx, fmt.Sprintf("read trial %d", id), func(ctx context.Context) error {
+	err := s.retry(ctx, fmt.Sprintf("read trial id %d", id), func(ctx context.Context) error {
 		out = nil
 		return eachRow(ctx, s.db, query, id, func(r *sql.Rows) error {
 			t, kind, err := scanTrialDetail(r)
@@ -541,7 +541,7 @@ func (s *Store) Trial(ctx context.Context, id int64) (*Trial, error) {
 		})
 	})
 	if err == nil && out == nil {
-		err = fmt.Errorf("read trial %d: %w", id, ErrNotFound)
+		err = fmt.Errorf("read trial id %d: %w", id, ErrNotFound)
 	}
 	return out, err
 }
@@ -721,7 +721,7 @@ func (s *Store) readTrials(ctx context.Context, q querier, where, detailWhere st
 // TrialAttrs returns one kind of a trial's attributes, in one query.
 func (s *Store) TrialAttrs(ctx context.Context, trialID int64, kind AttrKind) (map[string]string, error) {
 	out := map[string]string{}
-	err := s.retry(ctx, fmt.Sprintf("read the %s attributes of trial %d", kind, trialID), func(ctx context.Context) error {
+	err := s.retry(ctx, fmt.Sprintf("read the %s attributes of trial id %d", kind, trialID), func(ctx context.Context) error {
 		clear(out)
 		found := false
 		err := eachRow(ctx, s.db, `SELECT t.id, a.key, a.value FROM trials t LEFT JOIN trial_attrs a ON a.trial_id = t.id AND a.kind = $2 WHERE t.id = $1`, trialID, func(r *sql.Rows) error {
@@ -820,7 +820,7 @@ func (s *Store) Best(ctx context.Context, studyID int64) (*Trial, error) {
 
 // trialStudy returns the id of a trial's study.
 func (s *Store) trialStudy(ctx context.Context, trialID int64) (int64, error) {
-	return s.queryID(ctx, fmt.Sprintf("read trial %d", trialID), `SELECT study_id FROM trials WHERE id = $1`, trialID)
+	return s.queryID(ctx, fmt.Sprintf("read trial id %d", trialID), `SELECT study_id FROM trials WHERE id = $1`, trialID)
 }
 
 // queryID runs a query that yields one id; no row is ErrNotFound.
