@@ -91,24 +91,30 @@ func Create(ctx context.Context, st *storage.Store, name string, spec *Spec) (*S
 	if err != nil {
 		return nil, fmt.Errorf("encode the spec of study %q: %w", name, err)
 	}
-	stored, err := st.CreateStudy(ctx, storage.NewStudy{Name: name, Direction: storage.Direction(spec.Direction()), Spec: raw, Budget: spec.Search.Trials, Seed: spec.Search.Seed})
-	if err != nil {
-		return nil, err
-	}
-	s := newStudy(st, stored, spec)
+	// The study and the trials it starts with are one write.
+	var first []storage.NewTrial
 	if spec.WithBaseline() {
-		if _, err := s.Enqueue(ctx, spec.baselineValues(), map[string]string{BaselineAttr: "true"}); err != nil {
-			return s, fmt.Errorf("enqueue the baseline trial of study %q: %w", name, err)
+		nt, err := spec.waiting(spec.baselineValues(), map[string]string{BaselineAttr: "true"})
+		if err != nil {
+			return nil, fmt.Errorf("the baseline trial of study %q: %w", name, err)
 		}
+		first = append(first, nt)
 	}
 	if p := spec.Space["flood_level"]; p.Estimate != nil {
 		values := spec.baselineValues()
 		values["flood_level"] = *p.Estimate
-		if _, err := s.Enqueue(ctx, values, map[string]string{EstimateAttr: p.Center}); err != nil {
-			return s, fmt.Errorf("enqueue the trial at the estimated flood level of study %q: %w", name, err)
+		nt, err := spec.waiting(values, map[string]string{EstimateAttr: p.Center})
+		if err != nil {
+			return nil, fmt.Errorf("the trial at the estimated flood level of study %q: %w", name, err)
 		}
+		first = append(first, nt)
 	}
-	return s, nil
+	stored, err := st.CreateStudy(ctx, storage.NewStudy{Name: name, Direction: storage.Direction(spec.Direction()), Spec: raw,
+		Budget: spec.Search.Trials, Seed: spec.Search.Seed, Trials: first})
+	if err != nil {
+		return nil, err
+	}
+	return newStudy(st, stored, spec), nil
 }
 
 // Load returns a handle on the study name of st.
@@ -389,27 +395,11 @@ func (s *Study) Counts(ctx context.Context) (map[storage.State]int, int, error) 
 // it); options not given are sampled when the trial runs. attrs are
 // recorded as system attributes.
 func (s *Study) Enqueue(ctx context.Context, values map[string]any, attrs map[string]string) (*TrialRecord, error) {
-	fixed := map[string]float64{}
-	for _, name := range sortedNames(values) {
-		p, ok := s.spec.Space[name]
-		if !ok {
-			return nil, fmt.Errorf("%s is not searched in study %q (searched: %s)", name, s.Name(), s.spec.searchedNames())
-		}
-		internal, err := p.internal(name, values[name])
-		if err != nil {
-			return nil, err
-		}
-		fixed[name] = internal
-	}
-	b, err := json.Marshal(fixed)
+	nt, err := s.spec.waiting(values, attrs)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("study %q: %w", s.Name(), err)
 	}
-	sys := map[string]string{storage.FixedParamsAttr: string(b)}
-	for k, v := range attrs {
-		sys[k] = v
-	}
-	t, err := s.st.CreateTrial(ctx, s.stored.ID, storage.NewTrial{State: storage.Waiting, Value: math.NaN(), SystemAttrs: sys})
+	t, err := s.st.CreateTrial(ctx, s.stored.ID, nt)
 	if err != nil {
 		return nil, fmt.Errorf("enqueue a trial in study %q: %w", s.Name(), err)
 	}
@@ -418,6 +408,33 @@ func (s *Study) Enqueue(ctx context.Context, values map[string]any, attrs map[st
 		return nil, err
 	}
 	return &r, nil
+}
+
+// waiting returns a waiting trial that will run with the given values of
+// searched options, checked against their space; attrs are its system
+// attributes.
+func (s *Spec) waiting(values map[string]any, attrs map[string]string) (storage.NewTrial, error) {
+	fixed := map[string]float64{}
+	for _, name := range sortedNames(values) {
+		p, ok := s.Space[name]
+		if !ok {
+			return storage.NewTrial{}, fmt.Errorf("%s is not searched (searched: %s)", name, s.searchedNames())
+		}
+		internal, err := p.internal(name, values[name])
+		if err != nil {
+			return storage.NewTrial{}, err
+		}
+		fixed[name] = internal
+	}
+	b, err := json.Marshal(fixed)
+	if err != nil {
+		return storage.NewTrial{}, err
+	}
+	sys := map[string]string{storage.FixedParamsAttr: string(b)}
+	for k, v := range attrs {
+		sys[k] = v
+	}
+	return storage.NewTrial{State: storage.Waiting, Value: math.NaN(), SystemAttrs: sys}, nil
 }
 
 // baselineValues are the values of the baseline trial: flood level 0, each

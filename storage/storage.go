@@ -99,6 +99,9 @@ type NewStudy struct {
 	Spec      json.RawMessage // nil means {}
 	Budget    int
 	Seed      int64
+	// Trials are waiting trials created with the study, in the same
+	// transaction (a baseline to run first, for example).
+	Trials []NewTrial
 }
 
 // Param is one parameter of a trial in Goptuna's terms: its internal value

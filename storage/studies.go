@@ -51,10 +51,27 @@ func (s *Store) CreateStudy(ctx context.Context, ns NewStudy) (*Study, error) {
 	if !json.Valid(spec) {
 		return nil, fmt.Errorf("create study %q: the spec is not valid JSON", ns.Name)
 	}
+	for i, nt := range ns.Trials {
+		if nt.State != Waiting {
+			return nil, fmt.Errorf("create study %q: its trial %d must be waiting, not %q", ns.Name, i, nt.State)
+		}
+	}
 	var id int64
 	err := s.retry(ctx, fmt.Sprintf("create study %q", ns.Name), func(ctx context.Context) error {
-		return s.db.QueryRowContext(ctx, s.d.q(`INSERT INTO studies (name, direction, spec, budget, seed, created_at)
-			VALUES ($1, $2, $3, $4, $5, %[1]s) RETURNING id`), ns.Name, string(ns.Direction), string(spec), ns.Budget, ns.Seed).Scan(&id)
+		// The study and its first trials are one transaction: a study is
+		// never left without the trials it was created with.
+		return s.inTx(ctx, func(tx *sql.Tx) error {
+			if err := tx.QueryRowContext(ctx, s.d.q(`INSERT INTO studies (name, direction, spec, budget, seed, created_at)
+				VALUES ($1, $2, $3, $4, $5, %[1]s) RETURNING id`), ns.Name, string(ns.Direction), string(spec), ns.Budget, ns.Seed).Scan(&id); err != nil {
+				return err
+			}
+			for _, nt := range ns.Trials {
+				if _, err := s.insertTrial(ctx, tx, id, nt, nil); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
 	})
 	if err != nil {
 		if s.d.unique(err) {
