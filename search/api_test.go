@@ -171,6 +171,18 @@ func TestAReapedTrialRefusesItsWorkerAndIsRetriedWithItsParameters(t *testing.T)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Messages name trials by number, and a database id as an id.
+	stored, err := st.TrialByNumber(ctx, s.ID(), first.Number)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := first.Report(ctx, 2, 0.3).Error()
+	asNumber := func(n int64) bool {
+		return strings.Contains(msg, fmt.Sprintf("trial %d:", n)) || strings.Contains(msg, fmt.Sprintf("trial %d ", n))
+	}
+	if !asNumber(int64(first.Number)) || !strings.Contains(msg, fmt.Sprintf("trial id %d ", stored.ID)) || asNumber(stored.ID) {
+		t.Errorf("the late tell's error mixes trial %d's number with its id %d: %s", first.Number, stored.ID, msg)
+	}
 	for _, check := range []struct {
 		what string
 		err  error
