@@ -227,7 +227,7 @@ func (s *Study) reap(ctx context.Context, c askConfig) error {
 	}
 	if c.logger != nil {
 		for _, t := range reaped {
-			c.logger.Warn("reaped a trial whose worker stopped renewing its lease", "study", t.StudyID, "trial", t.Number, "retried", t.RetryID != 0)
+			c.logger.Warn("reaped a trial whose worker stopped renewing its lease", "study_id", t.StudyID, "trial", t.Number, "retried", t.RetryID != 0)
 		}
 	}
 	return nil

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Hooks for the package's tests, which are in package storage_test.
@@ -29,3 +31,14 @@ func Retry(ctx context.Context, window time.Duration, what string, op func(conte
 // CommitFailed is err as the COMMIT of an operation's transaction returned
 // it.
 func CommitFailed(err error) error { return commitError{err} }
+
+// PostgresConfig is the configuration that Open connects to a PostgreSQL
+// URL or keyword/value string with.
+func PostgresConfig(rawURL string) (*pgxpool.Config, error) { return postgresConfig(rawURL) }
+
+// Pragma reads a SQLite store's PRAGMA name on one of its connections.
+func Pragma(ctx context.Context, s *Store, name string) (string, error) {
+	var v string
+	err := s.db.QueryRowContext(ctx, "PRAGMA "+name).Scan(&v)
+	return v, err
+}

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -10,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/floodtune/floodtune/migrations"
 )
@@ -29,8 +32,27 @@ type Migration struct {
 	Name      string
 	Applied   bool
 	AppliedAt time.Time
-	up, down  string
+	// Unknown marks a version that the storage's version table records but
+	// this floodtune has no files for: a newer release applied it. Such a
+	// migration is always Applied, and its Name is the one recorded.
+	Unknown  bool
+	up, down string
 }
+
+// Errors of the schema's version; compare with errors.Is. They come as a
+// *SchemaError, whose text says what to do.
+var (
+	// ErrSchemaNewer is a storage whose schema a newer floodtune migrated:
+	// its version table records a version this floodtune does not know.
+	// Nothing is done on it, neither reading nor writing nor migrating:
+	// upgrade floodtune (or revert the schema with the newer release).
+	ErrSchemaNewer = errors.New("the storage's schema is newer than this floodtune")
+	// ErrSchemaOutdated is a storage whose schema is missing or older than
+	// this floodtune needs, and which this floodtune could not migrate: the
+	// role it connected as may not create or change tables. Run
+	// `floodtune migrate` with a role that may.
+	ErrSchemaOutdated = errors.New("the storage's schema is older than this floodtune needs")
+)
 
 // migrationLock is the PostgreSQL advisory lock key that serialises
 // migrations of workers starting at once ("floodtun" in ASCII).
@@ -92,6 +114,61 @@ func (s *Store) migrationFiles() ([]Migration, error) {
 
 const versionTable = "floodtune_schema_migrations"
 
+// SchemaError is the error of a storage whose schema this floodtune cannot
+// work with: errors.Is finds Err, ErrSchemaNewer or ErrSchemaOutdated, and,
+// when migrating was tried and failed, the driver's error too.
+type SchemaError struct {
+	// Version is the newest version the storage's version table records; 0
+	// when the storage has no floodtune schema.
+	Version int
+	// Known is the newest version this floodtune knows, the one it needs.
+	Known int
+	// Err is ErrSchemaNewer or ErrSchemaOutdated.
+	Err error
+	// cause is why migrating failed, when it was tried.
+	cause error
+}
+
+func (e *SchemaError) Error() string {
+	if e.Err == ErrSchemaNewer {
+		return fmt.Sprintf("the storage's schema is at version %d, newer than this floodtune knows (%d): upgrade floodtune", e.Version, e.Known)
+	}
+	have := fmt.Sprintf("the storage's schema is at version %d", e.Version)
+	if e.Version == 0 {
+		have = "the storage has no floodtune schema"
+	}
+	msg := fmt.Sprintf("%s, this floodtune needs %d: run `floodtune migrate`", have, e.Known)
+	if e.cause != nil {
+		msg += " with a role that may create tables"
+		var pe *pgconn.PgError
+		if errors.As(e.cause, &pe) {
+			msg += " (this one may not: " + pe.Message + ")"
+		}
+	}
+	return msg
+}
+
+func (e *SchemaError) Unwrap() []error {
+	if e.cause != nil {
+		return []error{e.Err, e.cause}
+	}
+	return []error{e.Err}
+}
+
+// insufficientPrivilege reports whether err is PostgreSQL's refusal of a
+// statement that the role has no right to run (SQLSTATE 42501: no CREATE
+// on the schema, not the owner of a table, no SELECT on a table, ...).
+func insufficientPrivilege(err error) bool { return pgCode(err) == "42501" }
+
+// withRightsHint adds to an error of changing the schema, when the role
+// lacked the rights, what to do about it.
+func withRightsHint(err error) error {
+	if err != nil && insufficientPrivilege(err) {
+		return fmt.Errorf("%w: this role may not change the schema; migrate with a role that may create tables in it (to revert, the owner of floodtune's tables)", err)
+	}
+	return err
+}
+
 // conn is what migrations run on: one connection, so that PostgreSQL's
 // advisory lock holds for the whole run.
 type conn interface {
@@ -101,44 +178,65 @@ type conn interface {
 	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
 }
 
-// applied returns the applied versions. With create it first creates the
-// version table if missing, which must happen under the migration lock
-// (concurrent CREATE TABLE IF NOT EXISTS races on PostgreSQL); without it a
-// missing table means nothing is applied.
-func (s *Store) applied(ctx context.Context, c conn, create bool) (map[int]time.Time, error) {
-	out := map[int]time.Time{}
-	if create {
-		if _, err := c.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS `+versionTable+` (
-		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at `+s.timeType()+` NOT NULL)`); err != nil {
-			return nil, fmt.Errorf("create the migration version table: %w", err)
-		}
-	} else {
-		var n int
-		exists := `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '` + versionTable + `'`
-		if s.d == postgresDialect {
-			exists = `SELECT count(*) FROM (SELECT to_regclass('` + versionTable + `') AS t) x WHERE t IS NOT NULL`
-		}
-		if err := c.QueryRowContext(ctx, exists).Scan(&n); err != nil {
-			return nil, fmt.Errorf("read applied migrations: %w", err)
-		}
-		if n == 0 {
+// appliedRow is a row of the version table.
+type appliedRow struct {
+	name string
+	at   time.Time
+}
+
+// applied returns the rows of the version table, by version. It reads
+// whether the table exists first, and creates nothing when it does: an
+// application role, which may not create tables, must be able to read the
+// version (PostgreSQL checks the right to create in the schema even for
+// CREATE TABLE IF NOT EXISTS of a table that exists). With create, a missing
+// table is created, which must happen under the migration lock (concurrent
+// CREATE TABLE IF NOT EXISTS races on PostgreSQL); without it a missing
+// table means nothing is applied.
+func (s *Store) applied(ctx context.Context, c conn, create bool) (map[int]appliedRow, error) {
+	out := map[int]appliedRow{}
+	var n int
+	exists := `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '` + versionTable + `'`
+	if s.d == postgresDialect {
+		exists = `SELECT count(*) FROM (SELECT to_regclass('` + versionTable + `') AS t) x WHERE t IS NOT NULL`
+	}
+	if err := c.QueryRowContext(ctx, exists).Scan(&n); err != nil {
+		return nil, readVersionErr(err)
+	}
+	if n == 0 {
+		if !create {
 			return out, nil
 		}
+		if _, err := c.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS `+versionTable+` (
+		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at `+s.timeType()+` NOT NULL)`); err != nil {
+			return nil, withRightsHint(fmt.Errorf("create the migration version table: %w", err))
+		}
 	}
-	rows, err := c.QueryContext(ctx, `SELECT version, applied_at FROM `+versionTable)
+	rows, err := c.QueryContext(ctx, `SELECT version, name, applied_at FROM `+versionTable)
 	if err != nil {
-		return nil, fmt.Errorf("read applied migrations: %w", err)
+		return nil, readVersionErr(err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var v int
+		var r appliedRow
 		var at nullTime
-		if err := rows.Scan(&v, &at); err != nil {
-			return nil, fmt.Errorf("read applied migrations: %w", err)
+		if err := rows.Scan(&v, &r.name, &at); err != nil {
+			return nil, readVersionErr(err)
 		}
-		out[v] = at.T
+		r.at = at.T
+		out[v] = r
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, readVersionErr(err)
+	}
+	return out, nil
+}
+
+func readVersionErr(err error) error {
+	if insufficientPrivilege(err) {
+		return fmt.Errorf("read the schema's version: %w (grant this role SELECT on %s)", err, versionTable)
+	}
+	return fmt.Errorf("read the schema's version: %w", err)
 }
 
 func (s *Store) timeType() string {
@@ -148,7 +246,74 @@ func (s *Store) timeType() string {
 	return "INTEGER"
 }
 
-// Migrations returns every migration with whether it is applied.
+// newest returns the highest version of done, 0 if none.
+func newest(done map[int]appliedRow) int {
+	v := 0
+	for k := range done {
+		v = max(v, k)
+	}
+	return v
+}
+
+// schemaState compares the applied versions, done, with the known
+// migrations, ms: nil when every known one is applied and no other, else a
+// *SchemaError that is ErrSchemaNewer (a version it does not know is
+// applied) or ErrSchemaOutdated (a known one is not).
+func schemaState(ms []Migration, done map[int]appliedRow) error {
+	known, have := ms[len(ms)-1].Version, newest(done)
+	if have > known {
+		return &SchemaError{Version: have, Known: known, Err: ErrSchemaNewer}
+	}
+	for _, m := range ms {
+		if _, ok := done[m.Version]; !ok {
+			return &SchemaError{Version: have, Known: known, Err: ErrSchemaOutdated}
+		}
+	}
+	return nil
+}
+
+// CheckSchema reads the schema's version, creating and changing nothing. It
+// returns nil when every migration this floodtune knows is applied, and no
+// other; a *SchemaError that is ErrSchemaNewer when the storage records a
+// version this floodtune does not know; one that is ErrSchemaOutdated when a
+// migration is not applied (or the storage has no schema at all).
+func (s *Store) CheckSchema(ctx context.Context) error {
+	ms, err := s.migrationFiles()
+	if err != nil {
+		return err
+	}
+	done, err := s.applied(ctx, s.db, false)
+	if err != nil {
+		return err
+	}
+	return schemaState(ms, done)
+}
+
+// ensureSchema is what Open does to the schema: it reads the version, and
+// migrates up only when the schema is missing or older. A schema that is
+// current is left alone, so that a role that may not create tables can work
+// on it; one that is newer is ErrSchemaNewer; one that cannot be migrated
+// for lack of rights is ErrSchemaOutdated.
+func (s *Store) ensureSchema(ctx context.Context) error {
+	err := s.CheckSchema(ctx)
+	var se *SchemaError
+	if !errors.As(err, &se) || se.Err != ErrSchemaOutdated {
+		return err
+	}
+	if _, err := s.Migrate(ctx, Up, 0); err != nil {
+		if insufficientPrivilege(err) {
+			se.cause = err
+			return se
+		}
+		return err
+	}
+	return nil
+}
+
+// Migrations returns every migration this floodtune knows, with whether it
+// is applied, followed by the versions the storage records that it does not
+// know (Unknown, applied by a newer release). It reads and creates nothing
+// else, so a role that may not change the schema can call it.
 func (s *Store) Migrations(ctx context.Context) ([]Migration, error) {
 	ms, err := s.migrationFiles()
 	if err != nil {
@@ -158,10 +323,67 @@ func (s *Store) Migrations(ctx context.Context) ([]Migration, error) {
 	if err != nil {
 		return nil, err
 	}
+	known := map[int]bool{}
 	for i := range ms {
-		ms[i].AppliedAt, ms[i].Applied = done[ms[i].Version]
+		r, ok := done[ms[i].Version]
+		ms[i].Applied, ms[i].AppliedAt = ok, r.at
+		known[ms[i].Version] = true
 	}
+	for v, r := range done {
+		if !known[v] {
+			ms = append(ms, Migration{Version: v, Name: r.name, Applied: true, AppliedAt: r.at, Unknown: true})
+		}
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].Version < ms[j].Version })
 	return ms, nil
+}
+
+// plan returns the migrations that Migrate(dir, target) runs when done are
+// applied, in the order it runs them.
+func plan(ms []Migration, done map[int]appliedRow, dir MigrationDirection, target int) []Migration {
+	var out []Migration
+	if dir == Up {
+		for _, m := range ms {
+			if _, ok := done[m.Version]; ok || (target > 0 && m.Version > target) {
+				continue
+			}
+			out = append(out, m)
+		}
+		return out
+	}
+	for i := len(ms) - 1; i >= 0; i-- {
+		m := ms[i]
+		if _, ok := done[m.Version]; !ok {
+			continue
+		}
+		if target > 0 && m.Version <= target {
+			break
+		}
+		out = append(out, m)
+		if target == 0 {
+			break
+		}
+	}
+	return out
+}
+
+// MigrationPlan returns the migrations that Migrate(dir, target) would run
+// now, without running them or creating anything (another process may
+// migrate meanwhile). A schema newer than this floodtune is ErrSchemaNewer,
+// as it is for Migrate.
+func (s *Store) MigrationPlan(ctx context.Context, dir MigrationDirection, target int) ([]Migration, error) {
+	ms, err := s.migrationFiles()
+	if err != nil {
+		return nil, err
+	}
+	done, err := s.applied(ctx, s.db, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := schemaState(ms, done); errors.Is(err, ErrSchemaNewer) {
+		return nil, err
+	}
+	return plan(ms, done, dir, target), nil
 }
 
 // Migrate applies (Up) or reverts (Down) migrations, each in its own
@@ -170,6 +392,12 @@ func (s *Store) Migrations(ctx context.Context) ([]Migration, error) {
 // migration, or every one above target when target > 0 (target 0 with Down
 // reverts one). Workers that migrate at once do not race: on PostgreSQL they
 // take turns on an advisory lock, on SQLite on the write lock.
+//
+// A schema that a newer floodtune migrated (a version this one does not
+// know is recorded) is left alone, in either direction: the error is a
+// *SchemaError that is ErrSchemaNewer. Migrate creates the version table
+// only when it is missing, so that running it with a role that may not
+// create tables on a current schema does nothing and succeeds.
 func (s *Store) Migrate(ctx context.Context, dir MigrationDirection, target int) ([]Migration, error) {
 	ms, err := s.migrationFiles()
 	if err != nil {
@@ -192,6 +420,9 @@ func (s *Store) Migrate(ctx context.Context, dir MigrationDirection, target int)
 	if err != nil {
 		return nil, err
 	}
+	if err := schemaState(ms, done); errors.Is(err, ErrSchemaNewer) {
+		return nil, err
+	}
 	var ran []Migration
 	// Trials read before a migration may not be those after it.
 	defer func() {
@@ -199,33 +430,15 @@ func (s *Store) Migrate(ctx context.Context, dir MigrationDirection, target int)
 			s.final.clear()
 		}
 	}()
-	if dir == Up {
-		for _, m := range ms {
-			if _, ok := done[m.Version]; ok || (target > 0 && m.Version > target) {
-				continue
-			}
-			if err := s.runMigration(ctx, c, m, m.up, `INSERT INTO `+versionTable+` (version, name, applied_at) VALUES ($1, $2, `+s.d.now+`)`, m.Version, m.Name); err != nil {
-				return ran, err
-			}
-			ran = append(ran, m)
+	for _, m := range plan(ms, done, dir, target) {
+		body, record, args := m.up, `INSERT INTO `+versionTable+` (version, name, applied_at) VALUES ($1, $2, `+s.d.now+`)`, []any{m.Version, m.Name}
+		if dir == Down {
+			body, record, args = m.down, `DELETE FROM `+versionTable+` WHERE version = $1`, []any{m.Version}
 		}
-		return ran, nil
-	}
-	for i := len(ms) - 1; i >= 0; i-- {
-		m := ms[i]
-		if _, ok := done[m.Version]; !ok {
-			continue
-		}
-		if target > 0 && m.Version <= target {
-			break
-		}
-		if err := s.runMigration(ctx, c, m, m.down, `DELETE FROM `+versionTable+` WHERE version = $1`, m.Version); err != nil {
-			return ran, err
+		if err := s.runMigration(ctx, c, m, body, record, args...); err != nil {
+			return ran, withRightsHint(err)
 		}
 		ran = append(ran, m)
-		if target == 0 {
-			break
-		}
 	}
 	return ran, nil
 }

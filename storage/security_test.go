@@ -118,7 +118,7 @@ func TestRedact(t *testing.T) {
 	for _, c := range []struct{ what, in, want string }{
 		{"a password after the user", "postgres://ann:" + secret + "@db:5432/floodtune", "postgres://ann:xxxxx@db:5432/floodtune"},
 		{"a password parameter", "postgres://ann@db/floodtune?password=" + secret, "postgres://ann@db/floodtune?password=xxxxx"},
-		{"a password parameter among others", "postgres://db/floodtune?sslmode=require&password=" + secret, "postgres://db/floodtune?password=xxxxx&sslmode=require"},
+		{"a password parameter among others, which keep their order", "postgres://db/floodtune?sslmode=require&password=" + secret + "&connect_timeout=3", "postgres://db/floodtune?sslmode=require&password=xxxxx&connect_timeout=3"},
 		{"both forms", "postgresql://ann:" + secret + "@db/f?password=" + secret, "postgresql://ann:xxxxx@db/f?password=xxxxx"},
 		{"an escaped password", "postgres://ann:" + url.PathEscape("p@ss:"+secret) + "@db/f", "postgres://ann:xxxxx@db/f"},
 		{"an empty password", "postgres://ann:@db/f", "postgres://ann:xxxxx@db/f"},
@@ -136,11 +136,10 @@ func TestRedact(t *testing.T) {
 			noSecret(t, "Redact", got)
 		})
 	}
-	t.Run("an unparsable URL shows neither its password nor its rest", func(t *testing.T) {
+	t.Run("a URL that does not parse shows its parts but not its password", func(t *testing.T) {
 		got := storage.Redact("postgres://ann:" + secret + "%zz@db/f")
-		noSecret(t, "Redact", got)
-		if strings.Contains(got, "ann") || strings.Contains(got, "db/f") {
-			t.Errorf("Redact of an unparsable URL = %q", got)
+		if want := "postgres://ann:xxxxx@db/f"; got != want {
+			t.Errorf("Redact of an unparsable URL = %q, want %q", got, want)
 		}
 	})
 }

@@ -1,19 +1,25 @@
 package storage
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"net/url"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 	"unicode"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
@@ -171,18 +177,52 @@ type Option func(*options)
 
 type options struct {
 	migrate bool
+	// mustExist and persistent: see MustExist and Persistent.
+	mustExist, persistent bool
 }
 
-// WithoutMigration opens the store without migrating its schema (for
-// `floodtune migrate`, which does it explicitly).
+// MustExist makes Open refuse a SQLite file that does not exist instead of
+// creating an empty database there: the error is ErrNoStorage, and nothing
+// is created. For programs that only read what is stored. PostgreSQL
+// databases are never created, so it changes nothing for them.
+func MustExist() Option { return func(o *options) { o.mustExist = true } }
+
+// Persistent makes Open refuse, as ErrBadURL, a storage that ends with the
+// process that opened it (sqlite::memory:): for programs, such as the CLI,
+// whose commands each run in a process of their own.
+func Persistent() Option { return func(o *options) { o.persistent = true } }
+
+// ErrNoStorage is a SQLite file that does not exist, opened with MustExist.
+var ErrNoStorage = errors.New("no storage")
+
+// WithoutMigration opens the store without reading or migrating its schema
+// (for `floodtune migrate`, which does it explicitly, and reports a schema
+// newer than this floodtune itself).
 func WithoutMigration() Option { return func(o *options) { o.migrate = false } }
 
-// Open connects to the storage named by rawURL and, unless told otherwise,
-// migrates its schema to the newest version:
+// Open connects to the storage named by rawURL and, unless told otherwise
+// (WithoutMigration), makes sure its schema is the one this floodtune
+// knows:
 //
 //	postgres://user[:password]@host[:port]/database[?param=value]
 //	postgresql://...        (the password may also come from PGPASSWORD)
+//	host=... dbname=...     (PostgreSQL's keyword/value form)
 //	sqlite:PATH             (a file, created if missing; sqlite::memory: for a private in-memory store)
+//
+// A PostgreSQL connection attempt gives up after connect_timeout seconds
+// (10 when the URL sets none, or 0). PATH is a file's name, taken as it is:
+// no character in it is special (not %, ?, #), and its directory must
+// exist. MustExist and Persistent make Open stricter.
+//
+// Open first reads the schema's version, creating nothing, and does no more
+// when the schema is current: a PostgreSQL role with no right to create
+// tables (SELECT, INSERT, UPDATE and DELETE on floodtune's tables, USAGE on
+// the schema and the sequences) can work. When the schema is missing or
+// older, Open migrates it up (a fresh SQLite file, or a database the user
+// owns, needs nothing else); when the role may not, the error is a
+// *SchemaError that is ErrSchemaOutdated and says to run `floodtune
+// migrate` with a role that may. A schema that a newer floodtune migrated
+// is a *SchemaError that is ErrSchemaNewer: Open touches nothing.
 //
 // A URL that cannot be used is ErrBadURL; a storage that cannot be reached is
 // ErrUnavailable. The text of Open's errors never shows a password, but the
@@ -200,15 +240,19 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Store, error) {
 	case "postgres", "postgresql":
 		s, err = openPostgres(ctx, rawURL)
 	case "sqlite", "sqlite3":
-		s, err = openSQLite(ctx, rest)
+		s, err = openSQLite(ctx, rest, o)
 	default:
+		if isKeywordValue(rawURL) { // host=... dbname=..., as libpq and pgx take it
+			s, err = openPostgres(ctx, rawURL)
+			break
+		}
 		return nil, fmt.Errorf("%w %q: the scheme must be postgres://, postgresql:// or sqlite:", ErrBadURL, Redact(rawURL))
 	}
 	if err != nil {
 		return nil, err
 	}
 	if o.migrate {
-		if _, err := s.Migrate(ctx, Up, 0); err != nil {
+		if err := s.ensureSchema(ctx); err != nil {
 			s.Close()
 			return nil, err
 		}
@@ -216,51 +260,185 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Store, error) {
 	return s, nil
 }
 
+// defaultConnectTimeout bounds a PostgreSQL connection attempt when the URL
+// sets no connect_timeout (or 0, which libpq reads as "wait forever"): a
+// server that accepts the connection and never answers would otherwise hold
+// Open, and every command, for as long as the kernel keeps the connection.
+const defaultConnectTimeout = 10 * time.Second
+
 func openPostgres(ctx context.Context, rawURL string) (*Store, error) {
 	red := Redact(rawURL)
-	cfg, err := pgxpool.ParseConfig(rawURL)
+	cfg, err := postgresConfig(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("%w %q: %v", ErrBadURL, red, redactErr(err, rawURL))
+		return nil, err
+	}
+	failed := func(err error) error {
+		msg := "connect to " + oneLine(red) + ": " + connectMessage(err, rawURL)
+		if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			msg += fmt.Sprintf(" (no answer within the connect_timeout of %v)", cfg.ConnConfig.ConnectTimeout)
+		}
+		return unreachable(ctx, msg, err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, failed(err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, failed(err)
+	}
+	return &Store{db: stdlib.OpenDBFromPool(pool), pool: pool, d: postgresDialect, url: red, retryFor: retryWindow, final: newFinalCache()}, nil
+}
+
+// postgresConfig reads a PostgreSQL URL or keyword/value string as Open
+// connects with it. Its errors are ErrBadURL and show no password.
+func postgresConfig(rawURL string) (*pgxpool.Config, error) {
+	conn := rawURL
+	if scheme, rest, ok := strings.Cut(rawURL, "://"); ok && isScheme(scheme) {
+		// pgx knows a URL by its scheme in lower case only.
+		conn = strings.ToLower(scheme) + "://" + rest
+		if why := strayAt(rest); why != "" {
+			return nil, fmt.Errorf("%w %q: %s", ErrBadURL, Redact(rawURL), why)
+		}
+	}
+	cfg, err := pgxpool.ParseConfig(conn)
+	if err != nil {
+		return nil, fmt.Errorf("%w %q: %s", ErrBadURL, Redact(rawURL), parseMessage(err, rawURL))
 	}
 	if cfg.ConnConfig.Password == "" {
 		cfg.ConnConfig.Password = os.Getenv("PGPASSWORD")
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		// pgx gives each address (127.0.0.1 and ::1 of localhost, say)
+		// this long.
+		cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
 	}
 	if cfg.MaxConns < 8 {
 		cfg.MaxConns = 8
 	}
 	cfg.ConnConfig.RuntimeParams["application_name"] = "floodtune"
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, unreachable(ctx, fmt.Sprintf("connect to %s: %s", red, redactErr(err, rawURL)), err)
-	}
-	if err := pool.Ping(ctx); err != nil {
-		pool.Close()
-		return nil, unreachable(ctx, fmt.Sprintf("connect to %s: %s", red, redactErr(err, rawURL)), err)
-	}
-	return &Store{db: stdlib.OpenDBFromPool(pool), pool: pool, d: postgresDialect, url: red, retryFor: retryWindow, final: newFinalCache()}, nil
+	return cfg, nil
 }
 
-func openSQLite(ctx context.Context, path string) (*Store, error) {
+// strayAt says why a PostgreSQL URL (rest follows its scheme://) is refused
+// for an @ out of place, "" when it has none. pgx, like libpq, ends the user
+// name and password at the first @ or /, where url.Parse and most readers
+// take the last @: pgx reads postgres://u:p@ss@host/db as the host "ss@host"
+// and postgres://u:p/ss@host/db as the host "u" and the database
+// "ss@host/db", and the errors that name them would show pieces of the
+// password.
+func strayAt(rest string) string {
+	if i := strings.IndexAny(rest, "@/"); i >= 0 && rest[i] == '@' {
+		rest = rest[i+1:]
+	}
+	if strings.Contains(rest, "@") {
+		return "an @ after the one that ends user:password@: write an @ of the password (or of any other part) as %40, and a / of the password as %2F"
+	}
+	return ""
+}
+
+// parseMessage is the text of pgx's error about a connection string that it
+// cannot parse, without the string, which pgx can only partly redact, and
+// cleared of rawURL's passwords.
+func parseMessage(err error, rawURL string) string {
+	msg := err.Error()
+	var pe *pgconn.ParseConfigError
+	if errors.As(err, &pe) {
+		bare := *pe
+		bare.ConnString = ""
+		msg = strings.TrimPrefix(bare.Error(), "cannot parse ``: ")
+	}
+	return scrub(msg, rawURL)
+}
+
+// connectMessage is the text of pgx's error about a connection that failed,
+// on one line: pgx tries each address of each host (and each twice, with
+// TLS and without, under the default sslmode=prefer) and joins the errors
+// with newlines; each distinct attempt's reason appears once, in order,
+// separated by "; ". It is cleared of rawURL's passwords.
+func connectMessage(err error, rawURL string) string {
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) && ce.Unwrap() != nil {
+		err = ce.Unwrap() // without pgx's "failed to connect to `user=... database=...`", which the URL says
+	}
+	var parts []string
+	seen := map[string]bool{}
+	for _, a := range attempts(err) {
+		if !seen[a] {
+			seen[a] = true
+			parts = append(parts, a)
+		}
+	}
+	return scrub(strings.Join(parts, "; "), rawURL)
+}
+
+// attempts splits an error that joins several (errors.Join) into their
+// texts, each on one line; a prefix that wraps them goes before each.
+func attempts(err error) []string {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []string
+		for _, e := range j.Unwrap() {
+			if e != nil {
+				out = append(out, attempts(e)...)
+			}
+		}
+		return out
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, "\n") {
+		return []string{msg}
+	}
+	if inner := errors.Unwrap(err); inner != nil {
+		if prefix, ok := strings.CutSuffix(msg, inner.Error()); ok {
+			out := attempts(inner)
+			for i := range out {
+				out[i] = prefix + out[i]
+			}
+			return out
+		}
+	}
+	var out []string
+	for _, line := range strings.Split(msg, "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+func openSQLite(ctx context.Context, path string, o options) (*Store, error) {
 	path = strings.TrimPrefix(path, "//")
 	if path == "" {
 		return nil, fmt.Errorf("%w %q: want sqlite:PATH", ErrBadURL, "sqlite:")
 	}
-	dsn := "file:" + path
-	if path == ":memory:" {
-		// One connection, or each would see its own empty database.
-		dsn = "file::memory:"
-	}
+	memory := path == ":memory:"
 	q := url.Values{}
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(NORMAL)")
 	q.Set("_txlock", "immediate") // writers queue at BEGIN, never deadlock on upgrade
-	db, err := sql.Open("sqlite", dsn+"?"+q.Encode())
+	var dsn string
+	switch {
+	case memory && o.persistent:
+		return nil, fmt.Errorf("%w %q: an in-memory database ends with the process that opened it: name a file (sqlite:PATH) or a PostgreSQL server", ErrBadURL, "sqlite:"+path)
+	case memory:
+		dsn = "file::memory:?" + q.Encode()
+	default:
+		if err := checkSQLitePath(path, o.mustExist); err != nil {
+			return nil, err
+		}
+		if o.mustExist {
+			q.Set("mode", "rw") // SQLite's: read and write, never create
+		}
+		dsn = sqliteDSN(path, q)
+	}
+	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite:%s: %w", path, err)
 	}
-	if path == ":memory:" {
+	if memory {
+		// One connection, or each would see its own empty database.
 		db.SetMaxOpenConns(1)
 	}
 	st := &Store{db: db, d: sqliteDialect, url: "sqlite:" + path, retryFor: retryWindow, final: newFinalCache()}
@@ -269,11 +447,75 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	if err := st.retry(ctx, "open sqlite:"+path, func(ctx context.Context) error { return db.PingContext(ctx) }); err != nil {
 		db.Close()
 		if sqliteUnreachable(err) {
-			err = unreachable(ctx, err.Error(), err)
+			err = unreachable(ctx, oneLine(err.Error()), err)
 		}
 		return nil, err
 	}
 	return st, nil
+}
+
+// sqliteDSN returns the driver's DSN that opens the file named path, whatever
+// characters the name holds, with the parameters q. The driver hands a
+// "file:" DSN to SQLite as a URI, in which %, ? and # are special (and the
+// driver cuts its own parameters at the first ?): they are percent-encoded.
+// An absolute path gets the empty authority (file:///...) so that one that
+// starts with // is not read as a host.
+func sqliteDSN(path string, q url.Values) string {
+	var b strings.Builder
+	b.WriteString("file:")
+	if strings.HasPrefix(path, "/") {
+		b.WriteString("//")
+	}
+	for i := 0; i < len(path); i++ {
+		switch c := path[i]; c {
+		case '%', '?', '#':
+			fmt.Fprintf(&b, "%%%02X", c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('?')
+	b.WriteString(q.Encode())
+	return b.String()
+}
+
+// checkSQLitePath refuses, as ErrBadURL, a path that can never be a
+// database file: one with a NUL byte, a directory, a file in a directory
+// that does not exist or under a file; and, when mustExist, a file that does
+// not exist, as ErrNoStorage. Other trouble (a directory it may not read) is
+// left for SQLite to report.
+func checkSQLitePath(path string, mustExist bool) error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w %q: %s", ErrBadURL, "sqlite:"+path, fmt.Sprintf(format, a...))
+	}
+	if strings.IndexByte(path, 0) >= 0 {
+		return bad("a file name cannot hold a NUL byte")
+	}
+	fi, err := os.Stat(path)
+	switch {
+	case err == nil && fi.IsDir():
+		return bad("%s is a directory, not a database file", path)
+	case err == nil:
+		return nil
+	case errors.Is(err, fs.ErrNotExist) && mustExist:
+		return fmt.Errorf("%w at %s", ErrNoStorage, path)
+	case errors.Is(err, fs.ErrNotExist):
+		dir := filepath.Dir(path)
+		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+			return bad("the directory %s does not exist", dir)
+		}
+		return nil
+	case errors.Is(err, syscall.ENOTDIR):
+		for dir := filepath.Dir(path); ; dir = filepath.Dir(dir) {
+			if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+				return bad("%s is a file, not a directory", dir)
+			}
+			if dir == filepath.Dir(dir) {
+				return bad("a directory of the path is a file")
+			}
+		}
+	}
+	return nil
 }
 
 // sqliteUnreachable reports whether err, of opening a SQLite file, is one of
@@ -333,38 +575,236 @@ func (s *Store) URL() string { return s.url }
 // Dialect returns "postgres" or "sqlite".
 func (s *Store) Dialect() string { return s.d.name }
 
-// Redact returns rawURL with its password, if any, replaced by "xxxxx". A
-// URL that does not parse is reduced to its scheme.
+// Redact returns rawURL with each password that it may hold replaced by
+// "xxxxx", however a parser may read it: the password of a URL's
+// user:password@ (up to the URL's last @, where pgx stops at the first),
+// and the value of each query parameter or keyword whose name holds
+// "password" (password=, sslpassword=), in a URL's query or in a
+// keyword/value string (quoted or not; a value that stray words follow
+// reaches to the next keyword). The rest is kept as written. A SQLite URL
+// is returned as it is.
 func Redact(rawURL string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		scheme, _, _ := strings.Cut(rawURL, ":")
-		return scheme + "://(unparsable URL)"
+	spans := passwordSpans(rawURL)
+	if len(spans) == 0 {
+		return rawURL
 	}
-	if u.User != nil {
-		if _, has := u.User.Password(); has {
-			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	slices.SortFunc(spans, func(a, b span) int { return cmp.Compare(a.from, b.from) })
+	var b strings.Builder
+	at := -1 // the end of the text masked last
+	for _, sp := range spans {
+		if sp.from < at {
+			at = max(at, sp.to)
+			continue
 		}
+		b.WriteString(rawURL[max(at, 0):sp.from])
+		b.WriteString("xxxxx")
+		at = sp.to
 	}
-	q := u.Query()
-	changed := false
-	for _, k := range []string{"password", "sslpassword"} {
-		if q.Has(k) {
-			q.Set(k, "xxxxx")
-			changed = true
-		}
-	}
-	if changed {
-		u.RawQuery = q.Encode()
-	}
-	return u.String()
+	b.WriteString(rawURL[at:])
+	return b.String()
 }
 
-// redactErr removes the password of rawURL from a driver error's text.
-func redactErr(err error, rawURL string) string {
-	msg := err.Error()
-	for _, secret := range secrets(rawURL) {
-		msg = strings.ReplaceAll(msg, secret, "xxxxx")
+// span is a part of a connection string, [from, to); words marks the value
+// of a keyword/value string, whose stray words pgx's errors may quote.
+type span struct {
+	from, to int
+	words    bool
+}
+
+// passwordSpans returns the parts of s that Redact masks.
+func passwordSpans(s string) []span {
+	scheme, rest, hasScheme := strings.Cut(s, ":")
+	hasScheme = hasScheme && isScheme(scheme)
+	if hasScheme && (strings.EqualFold(scheme, "sqlite") || strings.EqualFold(scheme, "sqlite3")) {
+		return nil
+	}
+	if isKeywordValue(s) {
+		return keywordValueSpans(s, 0)
+	}
+	isURL := hasScheme && strings.HasPrefix(rest, "//")
+	start := 0
+	if isURL {
+		start = len(scheme) + len("://")
+	}
+	var out []span
+	if at := strings.LastIndexByte(s, '@'); at >= start {
+		if c := strings.IndexByte(s[start:at], ':'); c >= 0 {
+			from := start + c + 1
+			out = append(out, span{from: from, to: at})
+			// pgx's password, which ends at the first @ (before any /).
+			if i := strings.IndexAny(s[start:], "@/"); i >= 0 && s[start+i] == '@' && start+i >= from && start+i < at {
+				out = append(out, span{from: from, to: start + i})
+			}
+		}
+	}
+	if isURL {
+		return append(out, querySpans(s, start)...)
+	}
+	return append(out, keywordValueSpans(s, 0)...)
+}
+
+// querySpans returns the spans of the values of the query parameters of a
+// URL (its query starts at the first ? after from) whose names hold
+// "password" once percent-decoded, as pgx decodes them (pass%77ord). A raw &
+// in a password cuts it short for pgx: a parameter without = that follows
+// a password's value, or any parameter that follows an empty one, is
+// masked with it.
+func querySpans(s string, from int) []span {
+	q := strings.IndexByte(s[from:], '?')
+	if q < 0 {
+		return nil
+	}
+	var out []span
+	last, empty := -1, false // the previous value when a password's, and whether it was empty
+	for i := from + q + 1; i <= len(s); {
+		end := strings.IndexByte(s[i:], '&')
+		if end < 0 {
+			end = len(s)
+		} else {
+			end += i
+		}
+		k, v, hasValue := strings.Cut(s[i:end], "=")
+		switch {
+		case last >= 0 && (!hasValue || empty):
+			out[last].to = end
+			empty = false
+		case hasValue && secretKey(k):
+			out = append(out, span{from: i + len(k) + 1, to: end})
+			last, empty = len(out)-1, strings.Trim(v, " ") == "" // pgx drops the spaces around a value
+		default:
+			last = -1
+		}
+		i = end + 1
+	}
+	return out
+}
+
+// secretKey reports whether the parameter or keyword k names a password.
+func secretKey(k string) bool {
+	if d, err := url.PathUnescape(k); err == nil {
+		k = d
+	}
+	return strings.Contains(strings.ToLower(k), "password")
+}
+
+// keywordValueSpans returns the spans of the values of the keywords of
+// s[from:] whose names hold "password", s read as a keyword/value string as
+// pgx and libpq read it: keyword = value, the value quoted with ' or ending
+// at a space, a \ escaping the character after it. A quoted value that does
+// not end reaches to the end of s, and words that stray between a
+// password's value and the next keyword (password=two words) are masked
+// with it.
+func keywordValueSpans(s string, from int) []span {
+	var out []span
+	last := -1 // the index in out of the previous value when it is a password's
+	for i := from; i < len(s); {
+		eq := strings.IndexByte(s[i:], '=')
+		if eq < 0 {
+			eq = len(s)
+		} else {
+			eq += i
+		}
+		keyEnd := eq
+		for keyEnd > i && isSpace(s[keyEnd-1]) {
+			keyEnd--
+		}
+		keyStart := keyEnd
+		for keyStart > i && !isSpace(s[keyStart-1]) {
+			keyStart--
+		}
+		if eq == len(s) { // no keyword: all stray words
+			keyStart = keyEnd
+		}
+		stray := keyStart
+		for stray > i && isSpace(s[stray-1]) {
+			stray--
+		}
+		if stray > i && last >= 0 {
+			out[last].to = stray
+		}
+		if eq == len(s) {
+			break
+		}
+		j := eq + 1
+		for j < len(s) && isSpace(s[j]) {
+			j++
+		}
+		valueFrom := j
+		if j < len(s) && s[j] == '\'' {
+			for j++; j < len(s) && s[j] != '\''; j++ {
+				if s[j] == '\\' {
+					j++
+				}
+			}
+			j = min(j+1, len(s)) // past the closing quote
+		} else {
+			for ; j < len(s) && !isSpace(s[j]); j++ {
+				if s[j] == '\\' {
+					j++
+				}
+			}
+			j = min(j, len(s))
+		}
+		last = -1
+		if secretKey(s[keyStart:keyEnd]) {
+			out = append(out, span{from: valueFrom, to: j, words: true})
+			last = len(out) - 1
+		}
+		i = j
+	}
+	return out
+}
+
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'
+}
+
+// isKeywordValue reports whether s is a keyword/value connection string
+// (host=db dbname=floodtune): it starts with a keyword and =.
+func isKeywordValue(s string) bool {
+	i := 0
+	for i < len(s) && isSpace(s[i]) {
+		i++
+	}
+	start := i
+	for i < len(s) && (s[i] == '_' || 'a' <= s[i]|0x20 && s[i]|0x20 <= 'z' || i > start && '0' <= s[i] && s[i] <= '9') {
+		i++
+	}
+	if i == start {
+		return false
+	}
+	for i < len(s) && isSpace(s[i]) {
+		i++
+	}
+	return i < len(s) && s[i] == '='
+}
+
+// isScheme reports whether s is a URL scheme: a letter, then letters,
+// digits, +, - or . (RFC 3986).
+func isScheme(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c|0x20 && c|0x20 <= 'z' || i > 0 && ('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.')) {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// minSecret is the length under which scrub leaves a password in a
+// message: a shorter one turns up inside ordinary words ("p" in "tcp"), and
+// masking it there would garble the message and hide nothing.
+const minSecret = 4
+
+// scrub clears a driver's message about rawURL of the passwords that rawURL
+// and the environment may hold, and keeps it to one line.
+func scrub(msg, rawURL string) string {
+	ss := secrets(rawURL)
+	slices.SortFunc(ss, func(a, b string) int { return cmp.Compare(len(b), len(a)) })
+	for _, s := range ss {
+		if len(s) >= minSecret {
+			msg = strings.ReplaceAll(msg, s, "xxxxx")
+		}
 	}
 	return oneLine(msg)
 }
@@ -387,22 +827,51 @@ func oneLine(s string) string {
 	return b.String()
 }
 
+// secrets returns what scrub removes from messages about rawURL: each text
+// that Redact masks in rawURL, as written and decoded (percent-escapes, the
+// quotes and backslashes of keyword/value strings), each also as escaping
+// spells it, and the passwords of the environment (PGPASSWORD,
+// PGSSLPASSWORD).
 func secrets(rawURL string) []string {
 	var out []string
-	if u, err := url.Parse(rawURL); err == nil {
-		if p, ok := u.User.Password(); ok && p != "" {
-			out = append(out, p, url.QueryEscape(p), url.PathEscape(p))
-		}
-		for _, k := range []string{"password", "sslpassword"} {
-			for _, p := range u.Query()[k] {
-				if p != "" {
-					out = append(out, p)
-				}
+	add := func(p string) { out = append(out, p, url.QueryEscape(p), url.PathEscape(p)) }
+	for _, sp := range passwordSpans(rawURL) {
+		raw := rawURL[sp.from:sp.to]
+		add(raw)
+		if words := strings.Fields(raw); sp.words && len(words) > 1 {
+			// pgx's error about a stray word of a password quotes it.
+			for _, w := range words {
+				add(w)
 			}
 		}
+		if v, err := url.PathUnescape(raw); err == nil {
+			add(v)
+		}
+		if v, err := url.QueryUnescape(raw); err == nil {
+			add(v)
+		}
+		add(unescapeKeywordValue(strings.TrimSuffix(strings.TrimPrefix(raw, "'"), "'")))
 	}
-	if p := os.Getenv("PGPASSWORD"); p != "" {
-		out = append(out, p)
+	for _, env := range []string{"PGPASSWORD", "PGSSLPASSWORD"} {
+		if p := os.Getenv(env); p != "" {
+			add(p)
+		}
 	}
 	return out
+}
+
+// unescapeKeywordValue drops the backslashes of a keyword/value string's
+// value, keeping the characters that they escape.
+func unescapeKeywordValue(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' {
+			i++
+			if i == len(s) {
+				break
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }

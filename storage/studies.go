@@ -97,7 +97,7 @@ func scanStudy(row interface{ Scan(...any) error }) (*Study, error) {
 
 // Study returns the study with the given id, with its attributes.
 func (s *Store) Study(ctx context.Context, id int64) (*Study, error) {
-	return s.oneStudy(ctx, fmt.Sprintf("study %d", id), `SELECT `+studyColumns+` FROM studies WHERE id = $1`, id)
+	return s.oneStudy(ctx, fmt.Sprintf("study id %d", id), `SELECT `+studyColumns+` FROM studies WHERE id = $1`, id)
 }
 
 // StudyByName returns the study with the given name, with its attributes.
@@ -199,7 +199,7 @@ func (s *Store) Studies(ctx context.Context) ([]*Study, error) {
 
 // DeleteStudy deletes a study and its trials.
 func (s *Store) DeleteStudy(ctx context.Context, id int64) error {
-	return s.retry(ctx, fmt.Sprintf("delete study %d", id), func(ctx context.Context) error {
+	return s.retry(ctx, fmt.Sprintf("delete study id %d", id), func(ctx context.Context) error {
 		res, err := s.db.ExecContext(ctx, `DELETE FROM studies WHERE id = $1`, id)
 		if err != nil {
 			return err
@@ -213,7 +213,7 @@ func (s *Store) DeleteStudy(ctx context.Context, id int64) error {
 
 // SetStudyAttr sets a study attribute.
 func (s *Store) SetStudyAttr(ctx context.Context, id int64, kind AttrKind, key, value string) error {
-	return s.retry(ctx, fmt.Sprintf("set %s attribute %q of study %d", kind, key, id), func(ctx context.Context) error {
+	return s.retry(ctx, fmt.Sprintf("set %s attribute %q of study id %d", kind, key, id), func(ctx context.Context) error {
 		_, err := s.db.ExecContext(ctx, `INSERT INTO study_attrs (study_id, kind, key, value) VALUES ($1, $2, $3, $4)
 			ON CONFLICT (study_id, kind, key) DO UPDATE SET value = excluded.value`, id, string(kind), key, value)
 		if err != nil && s.d.foreignKey(err) {
@@ -227,9 +227,9 @@ func (s *Store) SetStudyAttr(ctx context.Context, id int64, kind AttrKind, key, 
 // after creating the study).
 func (s *Store) SetStudyDirection(ctx context.Context, id int64, dir Direction) error {
 	if dir != Minimize && dir != Maximize {
-		return fmt.Errorf("set direction of study %d: want minimize or maximize, got %q", id, dir)
+		return fmt.Errorf("set direction of study id %d: want minimize or maximize, got %q", id, dir)
 	}
-	return s.retry(ctx, fmt.Sprintf("set direction of study %d", id), func(ctx context.Context) error {
+	return s.retry(ctx, fmt.Sprintf("set direction of study id %d", id), func(ctx context.Context) error {
 		res, err := s.db.ExecContext(ctx, `UPDATE studies SET direction = $2 WHERE id = $1`, id, string(dir))
 		if err != nil {
 			return err

@@ -34,13 +34,13 @@ func (s *Store) CreateTrial(ctx context.Context, studyID int64, nt NewTrial) (*T
 	switch nt.State {
 	case Waiting, Running, Complete, Pruned, Fail:
 	default:
-		return nil, fmt.Errorf("create trial in study %d: unknown state %q", studyID, nt.State)
+		return nil, fmt.Errorf("create trial in study id %d: unknown state %q", studyID, nt.State)
 	}
 	if nt.State == Running && nt.Worker == "" {
-		return nil, fmt.Errorf("create trial in study %d: a running trial needs a worker", studyID)
+		return nil, fmt.Errorf("create trial in study id %d: a running trial needs a worker", studyID)
 	}
 	var t *Trial
-	err := s.retry(ctx, fmt.Sprintf("create trial in study %d", studyID), func(ctx context.Context) error {
+	err := s.retry(ctx, fmt.Sprintf("create trial in study id %d", studyID), func(ctx context.Context) error {
 		return s.inTx(ctx, func(tx *sql.Tx) error {
 			var err error
 			t, err = s.insertTrial(ctx, tx, studyID, nt, nil)
@@ -78,7 +78,7 @@ func (s *Store) insertTrial(ctx context.Context, tx *sql.Tx, studyID int64, nt N
 	err := tx.QueryRowContext(ctx, `UPDATE studies SET next_number = next_number + 1 WHERE id = $1
 		RETURNING budget, next_number - 1`, studyID).Scan(&budget, &number)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("study %d: %w", studyID, ErrNotFound)
+		return nil, fmt.Errorf("study id %d: %w", studyID, ErrNotFound)
 	} else if err != nil {
 		return nil, err
 	}
@@ -207,7 +207,7 @@ func sortedKeys[V any](m map[string]V) []string {
 // worker and returns it; ErrNotFound when none waits. Concurrent claimers
 // never get the same trial.
 func (s *Store) ClaimWaiting(ctx context.Context, studyID int64, worker string) (*Trial, error) {
-	id, err := s.queryID(ctx, fmt.Sprintf("claim a waiting trial of study %d", studyID),
+	id, err := s.queryID(ctx, fmt.Sprintf("claim a waiting trial of study id %d", studyID),
 		s.d.q(`UPDATE trials SET state = 'running', worker = $2, started_at = %[1]s, heartbeat_at = %[1]s
 			WHERE id = (SELECT id FROM trials WHERE study_id = $1 AND state = 'waiting' ORDER BY number LIMIT 1%[3]s)
 			RETURNING id`), studyID, worker)
@@ -603,7 +603,7 @@ func (d *detail) apply(t *Trial) {
 
 // TrialByNumber returns the trial of a study with the given number.
 func (s *Store) TrialByNumber(ctx context.Context, studyID int64, number int) (*Trial, error) {
-	id, err := s.queryID(ctx, fmt.Sprintf("read trial %d of study %d", number, studyID),
+	id, err := s.queryID(ctx, fmt.Sprintf("read trial %d of study id %d", number, studyID),
 		`SELECT id FROM trials WHERE study_id = $1 AND number = $2`, studyID, number)
 	if err != nil {
 		return nil, err
@@ -620,7 +620,7 @@ func (s *Store) TrialByNumber(ctx context.Context, studyID int64, number int) (*
 // with other callers: do not modify them.
 func (s *Store) Trials(ctx context.Context, studyID int64) ([]*Trial, error) {
 	var out []*Trial
-	err := s.retry(ctx, fmt.Sprintf("read the trials of study %d", studyID), func(ctx context.Context) error {
+	err := s.retry(ctx, fmt.Sprintf("read the trials of study id %d", studyID), func(ctx context.Context) error {
 		// No transaction: a trial that changes between the queries is read
 		// in its newer state, which is as good (and two round trips fewer).
 		tx := s.db
@@ -779,7 +779,7 @@ func eachRow(ctx context.Context, q querier, query string, arg any, fn func(*sql
 // Counts returns how many trials of a study are in each state, and how
 // many count toward its budget (all but failed trials that were retried).
 func (s *Store) Counts(ctx context.Context, studyID int64) (byState map[State]int, counted int, err error) {
-	err = s.retry(ctx, fmt.Sprintf("count the trials of study %d", studyID), func(ctx context.Context) error {
+	err = s.retry(ctx, fmt.Sprintf("count the trials of study id %d", studyID), func(ctx context.Context) error {
 		byState, counted = map[State]int{}, 0
 		return eachRow(ctx, s.db, `SELECT state, retried_by IS NULL, count(*) FROM trials WHERE study_id = $1 GROUP BY state, retried_by IS NULL`, studyID, func(r *sql.Rows) error {
 			var st State
@@ -809,7 +809,7 @@ func (s *Store) Best(ctx context.Context, studyID int64) (*Trial, error) {
 	if st.Direction == Maximize {
 		order = "DESC"
 	}
-	id, err := s.queryID(ctx, fmt.Sprintf("find the best trial of study %d", studyID),
+	id, err := s.queryID(ctx, fmt.Sprintf("find the best trial of study id %d", studyID),
 		`SELECT id FROM trials WHERE study_id = $1 AND state = 'complete' AND value IS NOT NULL
 			ORDER BY value `+order+`, number LIMIT 1`, studyID)
 	if err != nil {

@@ -126,9 +126,11 @@ func TestOpenOfABadURLIsNotErrUnavailable(t *testing.T) {
 
 func TestOpenOfASQLiteFile(t *testing.T) {
 	t.Parallel()
-	t.Run("in a directory that does not exist is ErrUnavailable", func(t *testing.T) {
+	t.Run("that cannot be created is ErrUnavailable", func(t *testing.T) {
 		t.Parallel()
-		st, err := storage.Open(t.Context(), "sqlite:"+t.TempDir()+"/missing/floodtune.db")
+		// Not even root may create a file in /proc/self (Linux).
+		path := "/proc/self/floodtune.db"
+		st, err := storage.Open(t.Context(), "sqlite:"+path)
 		if err == nil {
 			st.Close()
 			t.Fatal("Open succeeded")
@@ -137,8 +139,28 @@ func TestOpenOfASQLiteFile(t *testing.T) {
 		if !errors.Is(err, storage.ErrUnavailable) || !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_CANTOPEN {
 			t.Errorf("Open: %v, want ErrUnavailable wrapping SQLITE_CANTOPEN", err)
 		}
-		if !strings.Contains(err.Error(), "missing/floodtune.db") {
+		if errors.Is(err, storage.ErrBadURL) {
+			t.Errorf("Open: %v, is ErrBadURL", err)
+		}
+		if !strings.Contains(err.Error(), path) {
 			t.Errorf("Open: %v does not name the file", err)
+		}
+	})
+	// A path that can never be a database file is a mistake in the URL,
+	// not a storage that may come back.
+	t.Run("in a directory that does not exist is ErrBadURL", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir() + "/missing"
+		st, err := storage.Open(t.Context(), "sqlite:"+dir+"/floodtune.db")
+		if err == nil {
+			st.Close()
+			t.Fatal("Open succeeded")
+		}
+		if !errors.Is(err, storage.ErrBadURL) || errors.Is(err, storage.ErrUnavailable) {
+			t.Errorf("Open: %v, want ErrBadURL and not ErrUnavailable", err)
+		}
+		if want := "the directory " + dir + " does not exist"; !strings.Contains(err.Error(), want) {
+			t.Errorf("Open: %v, want it to say %q", err, want)
 		}
 	})
 	t.Run("that is not a database is not ErrUnavailable", func(t *testing.T) {

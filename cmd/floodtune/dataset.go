@@ -80,7 +80,7 @@ func runDatasetExport(cmd *cobra.Command, specPath, outDir string) error {
 		return err
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "exported %s to %s: %d train / %d validation / %d test rows of %d features, %d classes; %d train and %d validation labels noisy; seed %d\n",
-		data.Name, outDir, data.Train.N, data.Val.N, data.Test.N, data.Features, data.Classes, data.NoisyTrain, data.NoisyVal, spec.Search.Seed)
+		printable(data.Name), printable(outDir), data.Train.N, data.Val.N, data.Test.N, data.Features, data.Classes, data.NoisyTrain, data.NoisyVal, spec.Search.Seed)
 	return nil
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/floodtune/floodtune/plot"
 	"io"
 	"math"
 	"regexp"
@@ -12,6 +11,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/floodtune/floodtune/plot"
 
 	"github.com/floodtune/floodtune/search"
 	"github.com/floodtune/floodtune/storage"
@@ -235,11 +238,11 @@ func writeSummary(ctx context.Context, w io.Writer, st *storage.Store, study *st
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return err
 	}
-	obj := objectiveName(spec)
+	obj := printable(objectiveName(spec))
 	fmt.Fprintf(w, "study %q: %s %s, sampler %s, pruner %s, seed %d, created %s\n",
-		study.Name, study.Direction, obj, samplerName(spec), prunerName(spec), study.Seed, study.CreatedAt.Local().Format(time.RFC3339))
+		study.Name, printable(string(study.Direction)), obj, printable(samplerName(spec)), printable(prunerName(spec)), study.Seed, study.CreatedAt.Local().Format(time.RFC3339))
 	if names := spaceNames(spec); len(names) > 0 {
-		fmt.Fprintf(w, "searching: %s\n", strings.Join(names, ", "))
+		fmt.Fprintf(w, "searching: %s\n", printable(strings.Join(names, ", ")))
 	}
 	budget := "no limit"
 	if study.Budget > 0 {
@@ -264,7 +267,7 @@ func writeSummary(ctx context.Context, w io.Writer, st *storage.Store, study *st
 		}
 		fmt.Fprintln(w)
 		if len(params) > 0 {
-			fmt.Fprintf(w, "  params: %s\n", plot.FormatParams(params, ", "))
+			fmt.Fprintf(w, "  params: %s\n", printable(plot.FormatParams(params, ", ")))
 		}
 	}
 
@@ -274,7 +277,7 @@ func writeSummary(ctx context.Context, w io.Writer, st *storage.Store, study *st
 		fmt.Fprintln(w, "baseline: none (the study was created without the plain-training trial)")
 		return nil
 	case base.State != storage.Complete || !base.HasValue():
-		fmt.Fprintf(w, "baseline: trial %d (%s) is %s\n", base.Number, baselineKind(spec, base), base.State)
+		fmt.Fprintf(w, "baseline: trial %d (%s) is %s\n", base.Number, baselineKind(spec, base), printable(string(base.State)))
 		return nil
 	}
 	fmt.Fprintf(w, "baseline: trial %d (%s), %s %s", base.Number, baselineKind(spec, base), obj, plot.FormatValue(base.Value))
@@ -324,12 +327,79 @@ func formatSeconds(d time.Duration) string {
 	return d.Round(time.Millisecond).String()
 }
 
-// shellWord quotes s for a POSIX shell when it needs it.
+// printable returns s as a terminal may show it: every rune that is not
+// printable (unicode.IsPrint: the C0 and C1 control characters, escape
+// sequences' ESC among them, the bidirectional overrides and isolates
+// U+202A–U+202E and U+2066–U+2069, the line and paragraph separators
+// U+2028 and U+2029, zero-width and other format characters, spaces other
+// than ' ') is replaced by its Go escape (\x1b, \u202e, \u2028), and every
+// byte that is not UTF-8 by \xff, as %q shows them, but without quotes and
+// with quotes and backslashes left as they are.
+//
+// It is the one helper for what floodtune writes for people: every line
+// of a table, a log, a progress report or an error passes what the user or
+// the storage supplied (study names, paths, URLs, parameters, a driver's
+// error) through it, or quotes it with %q, which escapes by the same rule.
+// JSON and CSV output is left exact: it is for programs.
+func printable(s string) string {
+	clean := true
+	for _, r := range s {
+		if r == utf8.RuneError || !unicode.IsPrint(r) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case unicode.IsPrint(r):
+			b.WriteString(s[i : i+size])
+		default:
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		}
+		i += size
+	}
+	return b.String()
+}
+
+// shellWord quotes s for a POSIX shell when it needs it. A word with
+// characters that printable would escape is written $'...' (bash, zsh,
+// ksh, POSIX.1-2024), their bytes as \xHH, so that the line a person copies
+// from the terminal holds no raw control or bidirectional character and
+// still names s exactly.
 func shellWord(s string) string {
 	if s != "" && safeShell.MatchString(s) {
 		return s
 	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+	if printable(s) == s {
+		return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+	}
+	var b strings.Builder
+	b.WriteString("$'")
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case (r == utf8.RuneError && size == 1) || !unicode.IsPrint(r):
+			for _, c := range []byte(s[i : i+size]) {
+				fmt.Fprintf(&b, `\x%02x`, c)
+			}
+		case r == '\\' || r == '\'':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		default:
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	b.WriteByte('\'')
+	return b.String()
 }
 
 var safeShell = regexp.MustCompile(`^[A-Za-z0-9_@%+=:,./-]+$`)
@@ -354,7 +424,7 @@ func studyCommand(cmd *cobra.Command, sub, name string, extra ...string) string 
 // openStudy opens the command line's storage and finds the study name and
 // its spec; the caller closes the store.
 func openStudy(cmd *cobra.Command, name string) (*storage.Store, *storage.Study, *search.Spec, error) {
-	st, err := openStorage(cmd)
+	st, err := openStorage(cmd, storage.MustExist())
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -72,7 +72,7 @@ being optimised.`,
 			}
 			files, err := d.Write(out, formats...)
 			for _, f := range files {
-				fmt.Fprintln(cmd.OutOrStdout(), f)
+				fmt.Fprintln(cmd.OutOrStdout(), printable(f))
 			}
 			return err
 		},

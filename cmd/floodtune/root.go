@@ -1,7 +1,9 @@
 package main
 
 import (
+	"fmt"
 	"io"
+	"strings"
 
 	"github.com/floodtune/floodtune/storage"
 	"github.com/spf13/cobra"
@@ -24,6 +26,20 @@ Start with one training run:
     --hidden 500,500 --optimizer momentum --lr 0.1 --epochs 10`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// An unknown command is bad input (status 2), as an unknown flag
+		// is; cobra's own complaint would exit with 1.
+		Args:                       cobra.ArbitraryArgs,
+		SuggestionsMinimumDistance: 2,
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if len(a) == 0 {
+				return cmd.Help()
+			}
+			msg := fmt.Sprintf("unknown command %q for %q", a[0], cmd.CommandPath())
+			if s := cmd.SuggestionsFor(a[0]); len(s) > 0 {
+				msg += " (did you mean " + strings.Join(s, " or ") + "?)"
+			}
+			return badInput(fmt.Errorf("%s; floodtune --help lists the commands", msg))
+		},
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)

@@ -69,8 +69,11 @@ func exactArgs(n int, what string) cobra.PositionalArgs {
 
 // isTerminal reports whether a command's input or output is a terminal.
 func isTerminal(v any) bool {
+	if o, ok := v.(*output); ok {
+		v = o.file()
+	}
 	f, ok := v.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
+	return ok && f != nil && term.IsTerminal(int(f.Fd()))
 }
 
 const specExample = `  dataset:  {name: mnist, label_noise: 0.2}
@@ -132,15 +135,14 @@ study show can tell whether flooding helped.`,
 				return badInput(fmt.Errorf("a study named %q already exists in %s: choose another name, or delete it first (floodtune study delete)", name, st.URL()))
 			case errors.Is(err, search.ErrBadSpec):
 				return badInput(fmt.Errorf("%s: %w", specPath, err))
-			case err != nil && study != nil:
-				return fmt.Errorf("study %q was created, but %w (delete it with %s, then create it again, perhaps with --no-baseline)",
-					name, err, studyCommand(cmd, "delete", name, "--yes"))
 			case err != nil:
+				// Nothing was written: the study and its first trials are
+				// one transaction.
 				return err
 			}
 			searching := "nothing (every trial trains the same configuration)"
 			if names := spaceNames(spec); len(names) > 0 {
-				searching = strings.Join(names, ", ")
+				searching = printable(strings.Join(names, ", "))
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "created study %q: %d trials, sampler %s, searching %s\n", study.Name(), study.Budget(), samplerName(spec), searching)
@@ -198,7 +200,7 @@ complete and running, and the best value so far.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			st, err := openStorage(cmd)
+			st, err := openStorage(cmd, storage.MustExist())
 			if err != nil {
 				return err
 			}
@@ -209,7 +211,7 @@ complete and running, and the best value so far.`,
 			}
 			out := cmd.OutOrStdout()
 			if len(studies) == 0 {
-				fmt.Fprintf(out, "no studies in %s; create one with: floodtune study create NAME --spec FILE\n", st.URL())
+				fmt.Fprintf(out, "no studies in %s; create one with: floodtune study create NAME --spec FILE\n", printable(st.URL()))
 				return nil
 			}
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
@@ -230,7 +232,7 @@ complete and running, and the best value so far.`,
 				if s.Budget > 0 {
 					budget = strconv.Itoa(s.Budget)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%d/%s\t%d\t%d\t%s\n", s.Name, s.Direction, counted, budget, counts[storage.Complete], counts[storage.Running], plot.FormatValue(best))
+				fmt.Fprintf(tw, "%s\t%s\t%d/%s\t%d\t%d\t%s\n", printable(s.Name), printable(string(s.Direction)), counted, budget, counts[storage.Complete], counts[storage.Running], plot.FormatValue(best))
 			}
 			return tw.Flush()
 		},
@@ -252,7 +254,7 @@ search never looks at.`,
 		Example: `  floodtune study show noise20`,
 		Args:    exactArgs(1, "the study's name"),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			st, err := openStorage(cmd)
+			st, err := openStorage(cmd, storage.MustExist())
 			if err != nil {
 				return err
 			}
@@ -280,7 +282,7 @@ Workers still optimising the study stop with an error.`,
 		Args: exactArgs(1, "the study's name"),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			ctx := cmd.Context()
-			st, err := openStorage(cmd)
+			st, err := openStorage(cmd, storage.MustExist())
 			if err != nil {
 				return err
 			}
@@ -302,7 +304,7 @@ Workers still optimising the study stop with an error.`,
 				if !isTerminal(in) {
 					return badInput(fmt.Errorf("not deleting study %q without --yes: there is no terminal to ask on", study.Name))
 				}
-				fmt.Fprintf(cmd.ErrOrStderr(), "delete study %q and its %d trials from %s? This cannot be undone. [y/N] ", study.Name, n, st.URL())
+				fmt.Fprintf(cmd.ErrOrStderr(), "delete study %q and its %d trials from %s? This cannot be undone. [y/N] ", study.Name, n, printable(st.URL()))
 				answer, _ := bufio.NewReader(in).ReadString('\n')
 				if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
 					fmt.Fprintf(cmd.ErrOrStderr(), "kept study %q\n", study.Name)
@@ -365,7 +367,7 @@ The trial counts toward the study's budget.`,
 			if len(values) < len(spec.Space) {
 				rest = "; the other searched options will be sampled"
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "enqueued trial %d of study %q with %s%s\n", t.Number, study.Name, plot.FormatParams(values, " "), rest)
+			fmt.Fprintf(cmd.OutOrStdout(), "enqueued trial %d of study %q with %s%s\n", t.Number, study.Name, printable(plot.FormatParams(values, " ")), rest)
 			return nil
 		},
 	}

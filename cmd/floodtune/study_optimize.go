@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -50,23 +51,37 @@ prints the study's summary, as study show does.
 Ctrl-C (or SIGTERM) stops cleanly: the running trials are given back to the
 study, to be run again, and the command exits with status 0; run the same
 command to resume. A second Ctrl-C stops at once, leaving the running trials
-to be retried once their lease expires.`,
+to be retried once their lease expires.
+
+A worker whose output is closed under it (its standard output or error is a
+pipe whose reader exited, as in 'floodtune study optimize s 2>&1 | head')
+stops as on Ctrl-C: nobody would see its progress, so it gives its running
+trials back at once, for the other workers or a later run, and exits with
+status 141, what a shell reports of a program that SIGPIPE stopped. Run the
+same command to resume.
+
+Each running trial's lease is renewed every --heartbeat (at least 100ms); a
+trial whose worker stops renewing it is retried by any worker once --lease
+has passed (from 1s to 24h, and more than twice --heartbeat).`,
 		Example: `  floodtune study optimize noise20
   floodtune study optimize noise20 --workers 4 --storage postgres://floodtune@db/floodtune
   floodtune study optimize noise20 --max-trials 5 --timeout 30m`,
 		Args: exactArgs(1, "the study's name"),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			if workers < 1 {
-				return badInput(fmt.Errorf("--workers must be at least 1, got %d", workers))
+			if workers < 1 || workers > maxWorkers {
+				return badInput(fmt.Errorf("--workers must be from 1 to %d, got %d", maxWorkers, workers))
 			}
 			if err := checkAddr(metricsAddr); err != nil {
 				return err
 			}
-			if heartbeat <= 0 || lease <= 2*heartbeat {
-				return badInput(fmt.Errorf("--lease (%v) must be more than twice --heartbeat (%v), which must be positive", lease, heartbeat))
+			if err := checkLease(lease, heartbeat); err != nil {
+				return badInput(err)
 			}
-			if maxTrials < 0 || timeout < 0 {
-				return badInput(fmt.Errorf("--max-trials (%d) and --timeout (%v) cannot be negative", maxTrials, timeout))
+			if maxTrials < 0 || maxTrials > search.MaxTrials {
+				return badInput(fmt.Errorf("--max-trials must be from 0 to %d (0: until the study's budget is spent), got %d", search.MaxTrials, maxTrials))
+			}
+			if timeout != 0 && (timeout < minTimeout || timeout > maxTimeout) {
+				return badInput(fmt.Errorf("--timeout must be 0 (no limit) or from %s to %s, got %v", shortDuration(minTimeout), shortDuration(maxTimeout), timeout))
 			}
 			return runOptimize(cmd, a[0], search.Options{Workers: workers, Grace: lease, Heartbeat: heartbeat, ReserveThreads: true,
 				MaxTrials: maxTrials, Timeout: timeout}, metricsAddr)
@@ -81,10 +96,38 @@ to be retried once their lease expires.`,
 	return cmd
 }
 
+// Bounds of study optimize's flags: a typo (1ns for 1s) must not turn into
+// a worker that renews its leases a million times a second, or trials
+// that another worker retries while they run.
+const (
+	maxWorkers   = 1024
+	minHeartbeat = 100 * time.Millisecond
+	minLease     = time.Second
+	maxLease     = 24 * time.Hour
+	minTimeout   = time.Second
+	maxTimeout   = 365 * 24 * time.Hour
+)
+
+// checkLease checks --lease and --heartbeat against their bounds, and names
+// the bounds when they are not met.
+func checkLease(lease, heartbeat time.Duration) error {
+	bounds := fmt.Sprintf("--heartbeat must be at least %s, --lease from %s to %s and more than twice --heartbeat",
+		shortDuration(minHeartbeat), shortDuration(minLease), shortDuration(maxLease))
+	switch {
+	case heartbeat < minHeartbeat:
+		return fmt.Errorf("--heartbeat %s is too short: %s", shortDuration(heartbeat), bounds)
+	case lease < minLease || lease > maxLease:
+		return fmt.Errorf("--lease %s is out of bounds: %s", shortDuration(lease), bounds)
+	case lease <= 2*heartbeat:
+		return fmt.Errorf("--lease %s is not more than twice --heartbeat %s: %s", shortDuration(lease), shortDuration(heartbeat), bounds)
+	}
+	return nil
+}
+
 func runOptimize(cmd *cobra.Command, name string, opts search.Options, metricsAddr string) error {
 	workers := opts.Workers
 	stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
-	st, err := openStorage(cmd)
+	st, err := openStorage(cmd, storage.MustExist())
 	if err != nil {
 		return err
 	}
@@ -131,7 +174,8 @@ func runOptimize(cmd *cobra.Command, name string, opts search.Options, metricsAd
 	m, metricsDone := serveMetrics(metricsCtx, metricsAddr, st, true, prog)
 	opts.Logger, opts.OnTrial, opts.Metrics = logger, prog.trial, m
 	err = search.Optimize(ctx, st, study.Name, opts)
-	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+	interrupted := ctx.Err() != nil
+	if interrupted && errors.Is(err, ctx.Err()) {
 		err = nil // interrupted: said below
 	}
 	stopMetrics()
@@ -146,14 +190,32 @@ func runOptimize(cmd *cobra.Command, name string, opts search.Options, metricsAd
 	if err := writeSummary(context.WithoutCancel(ctx), stdout, st, study); err != nil {
 		return err
 	}
-	if ctx.Err() != nil {
+	if interrupted {
 		extra := []string{}
 		if f := cmd.Flags().Lookup("workers"); f != nil && f.Changed {
 			extra = append(extra, "--workers", strconv.Itoa(workers))
 		}
-		fmt.Fprintf(stderr, "study %q was interrupted; resume it with: %s\n", study.Name, studyCommand(cmd, "optimize", study.Name, extra...))
+		why := "was interrupted"
+		if outputLost(cmd.Context()) {
+			// Most likely unread, but standard error may still be open
+			// when standard output was closed.
+			why = "was stopped because its output was closed (its running trials were given back)"
+		}
+		fmt.Fprintf(stderr, "study %q %s; resume it with: %s\n", study.Name, why, studyCommand(cmd, "optimize", study.Name, extra...))
 	}
 	return nil
+}
+
+// shortDuration shows a bound as a person writes it: 24h, not 24h0m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // watchSignals calls first on the first signal and second on the next,
@@ -256,7 +318,7 @@ func (p *optimizeProgress) trial(r search.Result) {
 	if t, err := p.st.TrialByNumber(p.ctx, p.study.ID, r.Number); err == nil && !t.StartedAt.IsZero() && !t.CompletedAt.IsZero() {
 		line += " (" + formatSeconds(t.CompletedAt.Sub(t.StartedAt)) + ")"
 	}
-	fmt.Fprintln(p.w, line)
+	fmt.Fprintln(p.w, printable(line))
 }
 
 // line prints a line above the bar.
@@ -266,12 +328,14 @@ func (p *optimizeProgress) line(s string) {
 	p.printLine(s)
 }
 
-// printLine prints a line above the bar; p.mu is held.
+// printLine prints a line above the bar, escaped (see printable): the
+// search's log lines and the progress lines quote parameters, errors and
+// names from the storage; p.mu is held.
 func (p *optimizeProgress) printLine(s string) {
 	if p.bar != nil {
 		_ = p.bar.Clear()
 	}
-	fmt.Fprintln(p.w, s)
+	fmt.Fprintln(p.w, printable(s))
 	if p.bar != nil {
 		_ = p.bar.RenderBlank()
 	}

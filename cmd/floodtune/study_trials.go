@@ -172,15 +172,15 @@ func writeTrialsTable(w io.Writer, spec *search.Spec, trials []*storage.Trial) e
 	}
 	numberOf := trialNumbers(trials)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	head := []string{"NUMBER", "STATE", strings.ToUpper(objectiveName(spec))}
+	head := []string{"NUMBER", "STATE", strings.ToUpper(printable(objectiveName(spec)))}
 	for _, c := range cols {
-		head = append(head, strings.ToUpper(c))
+		head = append(head, strings.ToUpper(printable(c)))
 	}
 	fmt.Fprintln(tw, strings.Join(append(head, "TEST_ACC", "NOTE"), "\t"))
 	for i, t := range trials {
-		row := []string{strconv.Itoa(t.Number), string(t.State), plot.FormatValue(t.Value)}
+		row := []string{strconv.Itoa(t.Number), printable(string(t.State)), plot.FormatValue(t.Value)}
 		for _, c := range cols {
-			row = append(row, plot.FormatParam(params[i][c]))
+			row = append(row, printable(plot.FormatParam(params[i][c])))
 		}
 		acc, _ := attrFloat(t, "test_acc")
 		row = append(row, plot.FormatValue(acc), trialNote(t, numberOf))
@@ -198,17 +198,24 @@ func trialNumbers(trials []*storage.Trial) map[int64]int {
 	return numberOf
 }
 
-// trialNote says what else is worth knowing about a trial in a table.
+// trialNote says what else is worth knowing about a trial in a table. It
+// names other trials by number, never by their storage id.
 func trialNote(t *storage.Trial, numberOf map[int64]int) string {
 	var notes []string
 	if t.SystemAttrs[search.BaselineAttr] == "true" {
 		notes = append(notes, "baseline")
 	}
+	related := func(what string, id int64) string {
+		if n, ok := numberOf[id]; ok {
+			return fmt.Sprintf("%s %d", what, n)
+		}
+		return what + " a trial not listed"
+	}
 	if t.RetryOf != 0 {
-		notes = append(notes, fmt.Sprintf("retry of %d", numberOf[t.RetryOf]))
+		notes = append(notes, related("retry of", t.RetryOf))
 	}
 	if t.RetriedBy != 0 {
-		notes = append(notes, fmt.Sprintf("retried as %d", numberOf[t.RetriedBy]))
+		notes = append(notes, related("retried as", t.RetriedBy))
 	}
 	if r := t.SystemAttrs[search.ReasonAttr]; r != "" && t.State == storage.Fail {
 		if len([]rune(r)) > 60 {
@@ -284,8 +291,8 @@ func writeTrialDetail(w io.Writer, spec *search.Spec, t *storage.Trial) error {
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "trial\t%d\n", t.Number)
-	fmt.Fprintf(tw, "state\t%s\n", t.State)
-	fmt.Fprintf(tw, "%s\t%s\n", objectiveName(spec), exactFloat(t.Value))
+	fmt.Fprintf(tw, "state\t%s\n", printable(string(t.State)))
+	fmt.Fprintf(tw, "%s\t%s\n", printable(objectiveName(spec)), exactFloat(t.Value))
 	if b, ok := floodLevel(spec, params); ok {
 		fmt.Fprintf(tw, "flood level\t%s\n", exactFloat(b))
 	}
@@ -295,15 +302,15 @@ func writeTrialDetail(w io.Writer, spec *search.Spec, t *storage.Trial) error {
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		fmt.Fprintf(tw, "param %s\t%s\n", name, exactParam(params[name]))
+		fmt.Fprintf(tw, "param %s\t%s\n", printable(name), printable(exactParam(params[name])))
 	}
 	for _, key := range []string{"test_acc", "test_loss", "val_loss", "train_loss", "ascent_fraction"} {
 		if v, ok := t.UserAttrs[key]; ok {
-			fmt.Fprintf(tw, "%s\t%s\n", key, v)
+			fmt.Fprintf(tw, "%s\t%s\n", key, printable(v))
 		}
 	}
 	if s := t.SystemAttrs[search.SeedAttr]; s != "" {
-		fmt.Fprintf(tw, "seed\t%s\n", s)
+		fmt.Fprintf(tw, "seed\t%s\n", printable(s))
 	}
 	if t.SystemAttrs[search.BaselineAttr] == "true" {
 		fmt.Fprintln(tw, "baseline\tyes (plain training)")

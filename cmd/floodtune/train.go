@@ -132,7 +132,7 @@ func runTrain(cmd *cobra.Command, f *trainFlags) error {
 	log := newEpochLog(out, cmd.ErrOrStderr(), f.cfg.Epochs, f.json)
 	if !f.json {
 		fmt.Fprintf(out, "%s: %d train / %d validation / %d test rows, %d features, %d classes; label noise %g (%d train, %d validation labels changed)\n",
-			data.Name, data.Train.N, data.Val.N, data.Test.N, data.Features, data.Classes, f.data.LabelNoise, data.NoisyTrain, data.NoisyVal)
+			printable(data.Name), data.Train.N, data.Val.N, data.Test.N, data.Features, data.Classes, f.data.LabelNoise, data.NoisyTrain, data.NoisyVal)
 		fmt.Fprintf(out, "model %v, %s lr %g, batch %d, %d epochs, flooding %s at b = %g, seed %d, %s\n",
 			f.cfg.Hidden, f.cfg.Optimizer, f.cfg.LR, f.cfg.BatchSize, f.cfg.Epochs, method, f.cfg.FloodLevel, f.cfg.Seed, objective.BLAS())
 	}

@@ -123,13 +123,14 @@ early, so its rerun, which trains every epoch, differs.`,
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "trial %d of study %q (%s), seed %d", number, study.Name, t.State, seed)
 			if len(params) > 0 {
-				fmt.Fprintf(out, ", %s", plot.FormatParams(params, " "))
+				fmt.Fprintf(out, ", %s", printable(plot.FormatParams(params, " ")))
 			}
 			fmt.Fprintln(out)
 			stored := "none"
 			if t.HasValue() {
 				stored = exactFloat(t.Value)
 			}
+			obj = printable(obj) // from here on, for people
 			fmt.Fprintf(out, "stored %s: %s\n", obj, stored)
 			fmt.Fprintf(out, "rerun  %s: %s (test acc %s, %s)\n", obj, exactFloat(value), plot.FormatValue(res.TestAcc), formatSeconds(time.Duration(res.Seconds*float64(time.Second))))
 			switch {
