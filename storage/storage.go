@@ -38,8 +38,9 @@ var (
 	ErrNotUpdatable    = errors.New("the trial cannot be updated in its state")
 	ErrBadURL          = errors.New("bad storage URL")
 	// ErrUnavailable is a storage that cannot be reached: Open could not
-	// connect to the PostgreSQL server or open the SQLite file (a missing
-	// directory, an I/O error, a file it may not write), or an operation
+	// connect to the PostgreSQL server or open the SQLite file (an I/O
+	// error, a file it may not write; a missing directory is ErrBadURL), or
+	// an operation
 	// kept failing on transient errors (a lost connection, a server that
 	// refuses connections, a database locked by another process) for the
 	// whole retry window. Trying again later may succeed. An error that is
@@ -246,7 +247,7 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Store, error) {
 			s, err = openPostgres(ctx, rawURL)
 			break
 		}
-		return nil, fmt.Errorf("%w %q: the scheme must be postgres://, postgresql:// or sqlite:", ErrBadURL, Redact(rawURL))
+		return nil, fmt.Errorf("%w %q: the scheme must be postgres://, postgresql:// or sqlite: (or a PostgreSQL keyword/value string such as host=db dbname=floodtune)", ErrBadURL, Redact(rawURL))
 	}
 	if err != nil {
 		return nil, err
