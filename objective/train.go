@@ -27,6 +27,14 @@ type Config struct {
 	// learning curves (EpochReport.TestLoss and TestAcc). Training never
 	// reads them.
 	TestCurve bool `json:"test_curve,omitempty"`
+	// TestAtBest evaluates the test split whenever the validation metric
+	// reaches a new best (Result.BestTestLoss and BestTestAcc): the test
+	// figures of the run stopped early at its best validation epoch.
+	// Training never reads them.
+	TestAtBest bool `json:"test_at_best,omitempty"`
+	// BestByLoss makes the lowest validation loss, not the highest
+	// validation accuracy, pick the best epoch.
+	BestByLoss bool `json:"best_by_loss,omitempty"`
 }
 
 // Limits that protect the machine from a typo.
@@ -131,17 +139,40 @@ type EpochReport struct {
 // Result is a finished run: losses and accuracies of the final model on the
 // whole of each split (training labels as noisy as they were trained on).
 type Result struct {
-	TrainLoss      float64       `json:"train_loss"`
-	TrainAcc       float64       `json:"train_acc"`
-	ValLoss        float64       `json:"val_loss"`
-	ValAcc         float64       `json:"val_acc"`
-	TestLoss       float64       `json:"test_loss"`
-	TestAcc        float64       `json:"test_acc"`
-	AscentFraction float64       `json:"ascent_fraction"`
-	Epochs         int           `json:"epochs"`
-	Steps          int           `json:"steps"`
-	Seconds        float64       `json:"seconds"`
-	History        []EpochReport `json:"history,omitempty"`
+	TrainLoss      float64 `json:"train_loss"`
+	TrainAcc       float64 `json:"train_acc"`
+	ValLoss        float64 `json:"val_loss"`
+	ValAcc         float64 `json:"val_acc"`
+	TestLoss       float64 `json:"test_loss"`
+	TestAcc        float64 `json:"test_acc"`
+	AscentFraction float64 `json:"ascent_fraction"`
+	Epochs         int     `json:"epochs"`
+	Steps          int     `json:"steps"`
+	Seconds        float64 `json:"seconds"`
+	// BestEpoch is the epoch of the best validation accuracy (the lowest
+	// validation loss with Config.BestByLoss), the first of equals;
+	// BestValLoss and BestValAcc are that epoch's; BestTestLoss and
+	// BestTestAcc its test figures, with Config.TestAtBest or TestCurve
+	// (BestTested).
+	BestEpoch    int           `json:"best_epoch"`
+	BestValLoss  float64       `json:"best_val_loss"`
+	BestValAcc   float64       `json:"best_val_acc"`
+	BestTestLoss float64       `json:"-"`
+	BestTestAcc  float64       `json:"-"`
+	BestTested   bool          `json:"-"`
+	History      []EpochReport `json:"history,omitempty"`
+}
+
+// better reports whether rep is a better validation epoch than the best so
+// far under c.
+func (c Config) better(rep EpochReport, res *Result) bool {
+	if res.BestEpoch == 0 {
+		return true
+	}
+	if c.BestByLoss {
+		return rep.ValLoss < res.BestValLoss
+	}
+	return rep.ValAcc > res.BestValAcc
 }
 
 // DivergedError ends a run whose loss became NaN or infinite.
@@ -198,6 +229,18 @@ func Train(ctx context.Context, d *Data, c Config, onEpoch EpochFunc) (*Result, 
 		if c.TestCurve {
 			if rep.TestLoss, rep.TestAcc, err = tr.evaluate(ctx, &d.Test); err != nil {
 				return res, err
+			}
+		}
+		if c.better(rep, res) {
+			res.BestEpoch, res.BestValLoss, res.BestValAcc = epoch, rep.ValLoss, rep.ValAcc
+			switch {
+			case c.TestCurve:
+				res.BestTestLoss, res.BestTestAcc, res.BestTested = rep.TestLoss, rep.TestAcc, true
+			case c.TestAtBest:
+				if res.BestTestLoss, res.BestTestAcc, err = tr.evaluate(ctx, &d.Test); err != nil {
+					return res, err
+				}
+				res.BestTested = true
 			}
 		}
 		rep.Seconds = time.Since(te).Seconds()

@@ -237,3 +237,53 @@ func TestConfigValidation(t *testing.T) {
 		t.Fatalf("a valid config: %v", err)
 	}
 }
+
+// The best validation epoch is tracked as the run goes, and its test
+// figures, evaluated only at each new best, are those of the test curve at
+// that epoch: evaluating changes nothing of the training.
+func TestTheBestEpochAndItsTestFigures(t *testing.T) {
+	t.Parallel()
+	d := gaussData(t, 0.3)
+	for _, byLoss := range []bool{false, true} {
+		c := smallConfig()
+		c.Epochs, c.BestByLoss = 12, byLoss
+		c.TestCurve = true
+		curve, err := Train(context.Background(), d, c, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.TestCurve, c.TestAtBest = false, true
+		atBest, err := Train(context.Background(), d, c, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := 0
+		for i, e := range curve.History {
+			if want == 0 || !byLoss && e.ValAcc > curve.History[want-1].ValAcc || byLoss && e.ValLoss < curve.History[want-1].ValLoss {
+				want = i + 1
+			}
+		}
+		best := curve.History[want-1]
+		for _, r := range []*Result{curve, atBest} {
+			if r.BestEpoch != want || r.BestValAcc != best.ValAcc || r.BestValLoss != best.ValLoss || !r.BestTested ||
+				r.BestTestAcc != best.TestAcc || r.BestTestLoss != best.TestLoss {
+				t.Errorf("by loss %v: best epoch %d (val %v/%v, test %v/%v, tested %v), want epoch %d of the curve (%+v)", byLoss,
+					r.BestEpoch, r.BestValLoss, r.BestValAcc, r.BestTestLoss, r.BestTestAcc, r.BestTested, want, best)
+			}
+		}
+		if atBest.TestAcc != curve.TestAcc || atBest.ValLoss != curve.ValLoss {
+			t.Errorf("evaluating the test split at the best epochs changed the run: %v/%v against %v/%v", atBest.TestAcc, atBest.ValLoss, curve.TestAcc, curve.ValLoss)
+		}
+		if want == c.Epochs {
+			t.Logf("by loss %v: the best epoch is the last; the test cannot tell early stopping apart", byLoss)
+		}
+	}
+	c := smallConfig()
+	plain, err := Train(context.Background(), d, c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain.BestTested || plain.BestEpoch == 0 {
+		t.Errorf("without TestAtBest: tested %v, best epoch %d", plain.BestTested, plain.BestEpoch)
+	}
+}

@@ -297,6 +297,7 @@ func (s *Study) prepare(ctx context.Context, c askConfig, stored *storage.Trial)
 		cancel(nil)
 		return nil, err
 	}
+	t.Baseline = stored.SystemAttrs[BaselineAttr] == "true"
 	t.Seed = TrialSeed(s.spec.Search.Seed, stored.Number)
 	cfg.Seed = t.Seed
 	t.Config = cfg
@@ -395,6 +396,9 @@ type Trial struct {
 	// Attrs are recorded with the trial as user attributes when it is
 	// told.
 	Attrs map[string]string
+	// Baseline is set on the plain-training trial Create enqueued first
+	// (and on its retries).
+	Baseline bool
 
 	study    *Study
 	id       int64

@@ -84,7 +84,25 @@ type SearchSpec struct {
 	Direction string `yaml:"direction" json:"direction,omitempty"`
 	// Baseline enqueues a plain-training trial (b = 0) first; default true.
 	Baseline *bool `yaml:"baseline" json:"baseline,omitempty"`
+	// EpochValue says which epochs of the built-in trainer's run make the
+	// trial's value: last (the default: the final model's), best (the
+	// best epoch's: the run stopped early at its best validation epoch,
+	// whose test figures the trial records too), or mean_last (the mean
+	// over the last EpochWindow epochs, default 3: the final model's,
+	// with the epoch-to-epoch noise of a flooded run smoothed out).
+	EpochValue  string `yaml:"epoch_value" json:"epoch_value,omitempty"`
+	EpochWindow int    `yaml:"epoch_window" json:"epoch_window,omitempty"`
 }
+
+// Epoch values of a built-in trainer's trial (SearchSpec.EpochValue).
+const (
+	EpochLast     = "last"
+	EpochBest     = "best"
+	EpochMeanLast = "mean_last"
+)
+
+// defaultEpochWindow is the window of mean_last.
+const defaultEpochWindow = 3
 
 // Param is one searched option.
 type Param struct {
@@ -356,6 +374,20 @@ func (s *Spec) Validate() error {
 	case d != "" && !external && s.Search.Objective == "val_loss" && d != Minimize,
 		d != "" && !external && s.Search.Objective != "val_loss" && d != Maximize:
 		add("search.direction: %s contradicts the objective %s", d, s.objectiveName())
+	}
+	switch s.Search.EpochValue {
+	case "", EpochLast, EpochBest, EpochMeanLast:
+		if external && s.Search.EpochValue != "" {
+			add("search.epoch_value: a value of the built-in trainer's epochs; an external trainer tells the value it chooses")
+		}
+	default:
+		add("search.epoch_value: unknown %q (want last, best or mean_last)", s.Search.EpochValue)
+	}
+	switch w := s.Search.EpochWindow; {
+	case w != 0 && s.Search.EpochValue != EpochMeanLast:
+		add("search.epoch_window: belongs to epoch_value: mean_last")
+	case w < 0 || w > objective.MaxEpochs:
+		add("search.epoch_window: must be between 1 and %d epochs, got %d", objective.MaxEpochs, w)
 	}
 	if s.Search.Trials <= 0 || s.Search.Trials > MaxTrials {
 		add("search.trials: must be between 1 and %d, got %d", MaxTrials, s.Search.Trials)

@@ -84,7 +84,13 @@ func (b *builtin) run(ctx context.Context, t *Trial) (float64, error) {
 		return math.NaN(), b.err
 	}
 	minimize := b.spec.Direction() == Minimize
-	res, err := objective.Train(ctx, b.data, t.Config, func(e objective.EpochReport) error {
+	cfg := t.Config
+	cfg.BestByLoss = minimize
+	// The test figures of the run stopped at its best epoch: the answer
+	// to "did flooding beat early stopping?" for the baseline, and the
+	// chosen model's for a study that values the best epoch.
+	cfg.TestAtBest = t.Baseline || b.spec.Search.EpochValue == EpochBest
+	res, err := objective.Train(ctx, b.data, cfg, func(e objective.EpochReport) error {
 		b.metrics.Epoch(b.study, t.slot, e.Epoch, e.TrainLoss, e.ValAcc, e.AscentFraction, time.Duration(e.Seconds*float64(time.Second)))
 		v := e.ValAcc
 		if minimize {
@@ -104,6 +110,15 @@ func (b *builtin) run(ctx context.Context, t *Trial) (float64, error) {
 		for name, f := range curves {
 			t.Attrs[name] = FormatCurve(res.History, f)
 		}
+		if res.BestEpoch > 0 {
+			t.Attrs[BestEpochAttr] = strconv.Itoa(res.BestEpoch)
+			t.Attrs["best_val_acc"] = strconv.FormatFloat(res.BestValAcc, 'g', -1, 64)
+			t.Attrs["best_val_loss"] = strconv.FormatFloat(res.BestValLoss, 'g', -1, 64)
+			if res.BestTested {
+				t.Attrs[BestTestAccAttr] = strconv.FormatFloat(res.BestTestAcc, 'g', -1, 64)
+				t.Attrs["best_test_loss"] = strconv.FormatFloat(res.BestTestLoss, 'g', -1, 64)
+			}
+		}
 		t.Attrs["ascent_fraction"] = strconv.FormatFloat(res.AscentFraction, 'g', -1, 64)
 		t.Attrs["epochs"] = strconv.Itoa(res.Epochs)
 		t.Attrs["seconds"] = strconv.FormatFloat(res.Seconds, 'g', 6, 64)
@@ -114,8 +129,44 @@ func (b *builtin) run(ctx context.Context, t *Trial) (float64, error) {
 	for k, v := range map[string]float64{"test_acc": res.TestAcc, "test_loss": res.TestLoss, "train_loss": res.TrainLoss, "train_acc": res.TrainAcc, "val_loss": res.ValLoss, "val_acc": res.ValAcc} {
 		t.Attrs[k] = strconv.FormatFloat(v, 'g', -1, 64)
 	}
-	if minimize {
-		return res.ValLoss, nil
+	return b.spec.epochValue(res), nil
+}
+
+// User attributes of the built-in trainer's best validation epoch.
+const (
+	BestEpochAttr   = "best_epoch"    // the epoch of the best validation value
+	BestTestAccAttr = "best_test_acc" // the test accuracy at it, where evaluated
+)
+
+// epochValue is a run's value under the spec's objective and epoch value.
+func (s *Spec) epochValue(res *objective.Result) float64 {
+	minimize := s.Direction() == Minimize
+	pick := func(e objective.EpochReport) float64 {
+		if minimize {
+			return e.ValLoss
+		}
+		return e.ValAcc
 	}
-	return res.ValAcc, nil
+	switch s.Search.EpochValue {
+	case EpochBest:
+		if minimize {
+			return res.BestValLoss
+		}
+		return res.BestValAcc
+	case EpochMeanLast:
+		k := s.Search.EpochWindow
+		if k == 0 {
+			k = defaultEpochWindow
+		}
+		h := res.History[max(len(res.History)-k, 0):]
+		sum := 0.0
+		for _, e := range h {
+			sum += pick(e)
+		}
+		return sum / float64(len(h))
+	}
+	if minimize {
+		return res.ValLoss
+	}
+	return res.ValAcc
 }

@@ -262,7 +262,7 @@ func writeSummary(ctx context.Context, w io.Writer, st *storage.Store, study *st
 		if b, ok := floodLevel(spec, params); ok {
 			fmt.Fprintf(w, ", flood level %s", plot.FormatParam(b))
 		}
-		if acc, ok := attrFloat(best, "test_acc"); ok {
+		if acc, ok := chosenTestAcc(spec, best); ok {
 			fmt.Fprintf(w, ", test acc %s", plot.FormatValue(acc))
 		}
 		fmt.Fprintln(w)
@@ -281,11 +281,12 @@ func writeSummary(ctx context.Context, w io.Writer, st *storage.Store, study *st
 		return nil
 	}
 	fmt.Fprintf(w, "baseline: trial %d (%s), %s %s", base.Number, baselineKind(spec, base), obj, plot.FormatValue(base.Value))
-	baseAcc, baseHasAcc := attrFloat(base, "test_acc")
+	baseAcc, baseHasAcc := chosenTestAcc(spec, base)
 	if baseHasAcc {
 		fmt.Fprintf(w, ", test acc %s", plot.FormatValue(baseAcc))
 	}
 	fmt.Fprintln(w)
+	writeEarlyStopping(w, spec, base, best, obj)
 	if best == nil {
 		return nil
 	}
@@ -299,11 +300,54 @@ func writeSummary(ctx context.Context, w io.Writer, st *storage.Store, study *st
 		verdict = "did not help"
 	}
 	fmt.Fprintf(w, "flooding %s: the best trial's %s is %+.4f against the baseline", verdict, obj, gain)
-	if acc, ok := attrFloat(best, "test_acc"); ok && baseHasAcc {
+	if acc, ok := chosenTestAcc(spec, best); ok && baseHasAcc {
 		fmt.Fprintf(w, " (test acc %+.4f)", acc-baseAcc)
 	}
 	fmt.Fprintln(w)
 	return nil
+}
+
+// chosenTestAcc is the test accuracy of the model a trial stands for: the
+// final one, or the one at its best epoch when the study values trials by
+// their best epoch.
+func chosenTestAcc(spec *search.Spec, t *storage.Trial) (float64, bool) {
+	if spec.Search.EpochValue == search.EpochBest {
+		return attrFloat(t, search.BestTestAccAttr)
+	}
+	return attrFloat(t, "test_acc")
+}
+
+// writeEarlyStopping answers "did flooding help?" against the other plain
+// baseline: plain training stopped at its best validation epoch, which a
+// sceptical reader asks about first. It says nothing when the baseline did
+// not record its best epoch's test accuracy (a study run by an older
+// floodtune, or an external trainer).
+func writeEarlyStopping(w io.Writer, spec *search.Spec, base, best *storage.Trial, obj string) {
+	epoch, okEpoch := attrFloat(base, search.BestEpochAttr)
+	acc, okAcc := attrFloat(base, search.BestTestAccAttr)
+	val, okVal := attrFloat(base, "best_val_acc")
+	if spec.Direction() == search.Minimize {
+		val, okVal = attrFloat(base, "best_val_loss")
+	}
+	if !okEpoch || !okAcc || !okVal {
+		return
+	}
+	epochs, _ := attrFloat(base, "epochs")
+	fmt.Fprintf(w, "early stopping: the baseline at its best epoch (%d of %d), %s %s, test acc %s\n",
+		int(epoch), int(epochs), obj, plot.FormatValue(val), plot.FormatValue(acc))
+	if best == nil || best.ID == base.ID {
+		return
+	}
+	bestAcc, ok := chosenTestAcc(spec, best)
+	if !ok {
+		return
+	}
+	gain := bestAcc - acc
+	verdict := "beats"
+	if gain <= 0 {
+		verdict = "does not beat"
+	}
+	fmt.Fprintf(w, "flooding %s early stopping: the best trial's test acc is %+.4f against the baseline at its best epoch\n", verdict, gain)
 }
 
 // baselineKind describes the baseline trial: plain training, unless the

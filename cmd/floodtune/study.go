@@ -101,9 +101,18 @@ or step) or a list of categorical choices. For example:
 
 ` + specExample + `
 
+A trial's value is its last epoch's validation figure unless
+search.epoch_value says otherwise: best takes its best epoch's (the run
+stopped early there, and its test accuracy at that epoch is recorded and
+shown), mean_last the mean over the last search.epoch_window epochs (default
+3), which smooths the epoch-to-epoch noise of a flooded run. Every trial
+records its best epoch.
+
 Unless --no-baseline is given (or the spec says search.baseline: false), the
 study's first trial is enqueued as plain training (flood level 0), so that
-study show can tell whether flooding helped.`,
+study show can tell whether flooding helped: against plain training's last
+epoch, and against plain training stopped at its best validation epoch
+(early stopping).`,
 		Example: `  floodtune study create noise20 --spec study.yaml
   floodtune study create noise20-pg --spec study.json --storage postgres://floodtune@db/floodtune
   cat study.yaml | floodtune study create noise20 --spec -`,
