@@ -3,6 +3,7 @@ package objective
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 )
 
@@ -22,6 +23,38 @@ var Optimizers = []string{SGD, Momentum, Adam}
 // be compared with PyTorch runs.
 type optimizer interface {
 	step(params, grads [][]float32)
+	// state returns copies of the optimizer's buffers and its step count;
+	// restore puts them back.
+	state() ([][]float32, int)
+	restore(buffers [][]float32, steps int) error
+}
+
+func cloneAll(bufs ...[][]float32) [][]float32 {
+	var out [][]float32
+	for _, b := range bufs {
+		for _, x := range b {
+			out = append(out, slices.Clone(x))
+		}
+	}
+	return out
+}
+
+// restoreInto copies buffers into dst, which they must match.
+func restoreInto(buffers [][]float32, dst ...[][]float32) error {
+	i := 0
+	for _, d := range dst {
+		for _, x := range d {
+			if i >= len(buffers) || len(buffers[i]) != len(x) {
+				return fmt.Errorf("the checkpoint's optimizer state does not fit the optimizer")
+			}
+			copy(x, buffers[i])
+			i++
+		}
+	}
+	if i != len(buffers) {
+		return fmt.Errorf("the checkpoint's optimizer state has %d buffers, the optimizer %d", len(buffers), i)
+	}
+	return nil
 }
 
 func newOptimizer(c Config, params [][]float32) (optimizer, error) {
@@ -48,6 +81,11 @@ func newOptimizer(c Config, params [][]float32) (optimizer, error) {
 
 type sgd struct{ lr, wd float32 }
 
+func (o *sgd) state() ([][]float32, int) { return nil, 0 }
+func (o *sgd) restore(b [][]float32, _ int) error {
+	return restoreInto(b)
+}
+
 // The SGD updates run on the BLAS's vectorised level-1 routines; the
 // gradients are scratch space that the next step overwrites.
 func (o *sgd) step(params, grads [][]float32) {
@@ -65,6 +103,11 @@ type momentum struct {
 	buf        [][]float32
 }
 
+func (o *momentum) state() ([][]float32, int) { return cloneAll(o.buf), 0 }
+func (o *momentum) restore(b [][]float32, _ int) error {
+	return restoreInto(b, o.buf)
+}
+
 func (o *momentum) step(params, grads [][]float32) {
 	c := momentumConsts{wd: o.wd, mu: o.mu, lr: o.lr}
 	for k, p := range params {
@@ -80,6 +123,12 @@ type adam struct {
 	eps    float32
 	t      int
 	m, v   [][]float32
+}
+
+func (o *adam) state() ([][]float32, int) { return cloneAll(o.m, o.v), o.t }
+func (o *adam) restore(b [][]float32, t int) error {
+	o.t = t
+	return restoreInto(b, o.m, o.v)
 }
 
 func (o *adam) step(params, grads [][]float32) {

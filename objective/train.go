@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -196,8 +197,20 @@ const evalBatch = 1000
 // every epoch. The same data, config and BLAS thread count give the same
 // result, bit for bit.
 func Train(ctx context.Context, d *Data, c Config, onEpoch EpochFunc) (*Result, error) {
+	return TrainWith(ctx, d, c, RunOptions{OnEpoch: onEpoch})
+}
+
+// TrainWith trains as Train does, from a checkpoint if o says so, handing
+// out a checkpoint after every epoch if o asks. A run that starts from a
+// checkpoint gives the result of the run from scratch, bit for bit.
+func TrainWith(ctx context.Context, d *Data, c Config, o RunOptions) (*Result, error) {
 	if err := c.ValidateFor(d); err != nil {
 		return nil, err
+	}
+	if o.From != nil {
+		if err := o.From.Forkable(d, c); err != nil {
+			return nil, fmt.Errorf("start from a checkpoint: %w", err)
+		}
 	}
 	t0 := time.Now()
 	model := NewModel(d.Features, c.Hidden, d.Classes, newRand(c.Seed, streamInit))
@@ -211,15 +224,38 @@ func Train(ctx context.Context, d *Data, c Config, onEpoch EpochFunc) (*Result, 
 	for i := range order {
 		order[i] = i
 	}
-	for epoch := 1; epoch <= c.Epochs; epoch++ {
+	var minLoss, minSample []float64
+	first := 1
+	if cp := o.From; cp != nil {
+		if err := tr.restore(cp); err != nil {
+			return nil, err
+		}
+		// The batch order of the epochs done: the shuffles replayed.
+		for range cp.Epoch {
+			shuffle.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+		}
+		res.History = slices.Clone(cp.History[:cp.Epoch])
+		res.Epochs = cp.Epoch
+		res.BestEpoch, res.BestValLoss, res.BestValAcc = cp.Best.BestEpoch, cp.Best.BestValLoss, cp.Best.BestValAcc
+		res.BestTestLoss, res.BestTestAcc, res.BestTested = cp.Best.BestTestLoss, cp.Best.BestTestAcc, cp.Best.BestTested
+		if res.BestEpoch > 0 && !res.BestTested && (c.TestAtBest || c.TestCurve) {
+			// The run started from asks for test figures the plain run
+			// did not take: only the epochs from here can have them.
+			res.BestEpoch = 0
+		}
+		minLoss, minSample = slices.Clone(cp.MinLoss[:cp.Epoch]), slices.Clone(cp.MinSampleLoss[:cp.Epoch])
+		first = cp.Epoch + 1
+	}
+	for epoch := first; epoch <= c.Epochs; epoch++ {
 		te := time.Now()
 		shuffle.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
-		rep, err := tr.epoch(ctx, epoch, order)
+		rep, mins, err := tr.epoch(ctx, epoch, order)
 		if err != nil {
 			res.Epochs = epoch - 1
 			res.Seconds = time.Since(t0).Seconds()
 			return res, err
 		}
+		minLoss, minSample = append(minLoss, mins[0]), append(minSample, mins[1])
 		if rep.ValLoss, rep.ValAcc, err = tr.evaluate(ctx, &d.Val); err != nil {
 			return res, err
 		}
@@ -233,6 +269,7 @@ func Train(ctx context.Context, d *Data, c Config, onEpoch EpochFunc) (*Result, 
 		}
 		if c.better(rep, res) {
 			res.BestEpoch, res.BestValLoss, res.BestValAcc = epoch, rep.ValLoss, rep.ValAcc
+			res.BestTestLoss, res.BestTestAcc, res.BestTested = 0, 0, false
 			switch {
 			case c.TestCurve:
 				res.BestTestLoss, res.BestTestAcc, res.BestTested = rep.TestLoss, rep.TestAcc, true
@@ -246,8 +283,14 @@ func Train(ctx context.Context, d *Data, c Config, onEpoch EpochFunc) (*Result, 
 		rep.Seconds = time.Since(te).Seconds()
 		res.History = append(res.History, rep)
 		res.Epochs = epoch
-		if onEpoch != nil {
-			if err := onEpoch(rep); err != nil {
+		if o.OnCheckpoint != nil {
+			if err := o.OnCheckpoint(tr.checkpoint(epoch, res, minLoss, minSample)); err != nil {
+				res.Seconds = time.Since(t0).Seconds()
+				return res, fmt.Errorf("checkpoint after epoch %d: %w", epoch, err)
+			}
+		}
+		if o.OnEpoch != nil {
+			if err := o.OnEpoch(rep); err != nil {
 				res.Seconds = time.Since(t0).Seconds()
 				return res, fmt.Errorf("stopped after epoch %d: %w", epoch, err)
 			}
@@ -285,6 +328,9 @@ type trainer struct {
 	params [][]float32
 	grads  [][]float32
 	steps  int
+	// prefixSteps are the steps of the epochs a run started from, none of
+	// which ascended.
+	prefixSteps int
 }
 
 func newTrainer(m *Model, d *Data, c Config) (*trainer, error) {
@@ -308,16 +354,19 @@ func newTrainer(m *Model, d *Data, c Config) (*trainer, error) {
 	return t, nil
 }
 
-// epoch runs one pass over the training rows in the given order.
-func (t *trainer) epoch(ctx context.Context, epoch int, order []int) (EpochReport, error) {
+// epoch runs one pass over the training rows in the given order. It
+// returns, beside the report, the smallest minibatch loss J and the
+// smallest per-sample loss of its steps (see ForkEpoch).
+func (t *trainer) epoch(ctx context.Context, epoch int, order []int) (EpochReport, [2]float64, error) {
 	rep := EpochReport{Epoch: epoch}
+	mins := [2]float64{math.Inf(1), math.Inf(1)}
 	var loss float64
 	var correct, steps int
 	var ascents float64
 	f := t.data.Features
 	for start := 0; start < len(order); start += t.cfg.BatchSize {
 		if err := ctx.Err(); err != nil {
-			return rep, err
+			return rep, mins, err
 		}
 		idx := order[start:min(start+t.cfg.BatchSize, len(order))]
 		n := t.full
@@ -326,12 +375,13 @@ func (t *trainer) epoch(ctx context.Context, epoch int, order []int) (EpochRepor
 		}
 		n.load(&t.data.Train, f, idx)
 		if err := n.run(); err != nil {
-			return rep, fmt.Errorf("training step %d: %w", t.steps+1, err)
+			return rep, mins, fmt.Errorf("training step %d: %w", t.steps+1, err)
 		}
 		j := n.stats.LastLoss()
 		if !finite(j) {
-			return rep, &DivergedError{Epoch: epoch, Loss: j}
+			return rep, mins, &DivergedError{Epoch: epoch, Loss: j}
 		}
+		mins[0], mins[1] = min(mins[0], j), min(mins[1], n.minSampleLoss(len(idx)))
 		l, c := n.score(len(idx))
 		loss += l
 		correct += c
@@ -344,7 +394,7 @@ func (t *trainer) epoch(ctx context.Context, epoch int, order []int) (EpochRepor
 	rep.TrainLoss = loss / float64(len(order))
 	rep.TrainAcc = float64(correct) / float64(len(order))
 	rep.AscentFraction = ascents / float64(steps)
-	return rep, nil
+	return rep, mins, nil
 }
 
 // evaluate returns the mean loss and the accuracy of the model on s.
@@ -392,6 +442,7 @@ func (t *trainer) ascentFraction() float64 {
 			steps += n.stats.Steps()
 		}
 	}
+	steps += t.prefixSteps
 	if steps == 0 {
 		return 0
 	}

@@ -97,7 +97,7 @@ func trainSteps(t *testing.T, d *Data, c Config, steps int) [][]float32 {
 		order[i] = i
 	}
 	for tr.steps < steps {
-		if _, err := tr.epoch(context.Background(), 1, order); err != nil {
+		if _, _, err := tr.epoch(context.Background(), 1, order); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -1,0 +1,144 @@
+package objective
+
+import (
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/floodtune/floodtune/flood"
+)
+
+// Flooding is plain training until the loss first drops below the level:
+// with batch flooding the update equals the plain update at every step
+// whose minibatch loss J is at least b, with individual flooding at every
+// step whose per-sample losses all are. A run at level b therefore follows
+// the plain run of the same data, seed and other options exactly, bit for
+// bit, up to the first epoch with a step below b, and can start from the
+// plain run's state at the end of the epoch before instead of training
+// that prefix again.
+
+// Checkpoint is a run's state at the end of an epoch: enough to go on from
+// there exactly as the run itself would have, at any flood level that has
+// not flooded yet (see ForkEpoch).
+type Checkpoint struct {
+	Epoch int // the epochs done
+	Steps int // the optimizer steps done
+	// Params are the model's parameters, aligned with Model.Params;
+	// OptState the optimizer's buffers (momentum's, or Adam's first then
+	// second moments), OptSteps Adam's step count.
+	Params   [][]float32
+	OptState [][]float32
+	OptSteps int
+	// History holds the reports of the epochs done; MinLoss and
+	// MinSampleLoss, per epoch done, the smallest minibatch loss J and the
+	// smallest per-sample loss of any step (the conditions of batch and
+	// individual flooding).
+	History       []EpochReport
+	MinLoss       []float64
+	MinSampleLoss []float64
+	// Best is the best validation epoch so far, as Result has it.
+	Best Result
+	// Config is the configuration of the run the checkpoint was taken from.
+	Config Config
+}
+
+// ForkEpoch returns the number of leading epochs of a run, described by the
+// per-epoch minima of a plain run (Checkpoint.MinLoss and MinSampleLoss),
+// during which flooding with method m at level b never ascends: the epoch
+// from whose checkpoint a run at that level may start (0: from scratch).
+func ForkEpoch(minLoss, minSampleLoss []float64, m flood.Method, b float64) int {
+	var mins []float64
+	switch m {
+	case flood.Batch:
+		mins = minLoss
+	case flood.Individual:
+		mins = minSampleLoss
+	default:
+		return len(minLoss)
+	}
+	e := 0
+	for e < len(mins) && mins[e] >= b {
+		e++
+	}
+	return e
+}
+
+// Forkable reports why a run under c cannot start from cp, or nil: the
+// checkpoint must come from a run of the same model, optimizer, batches and
+// seed, at a flood level that had not flooded by then (ForkEpoch), on the
+// same data.
+func (cp *Checkpoint) Forkable(d *Data, c Config) error {
+	p := cp.Config
+	switch {
+	case !slices.Equal(p.Hidden, c.Hidden) || p.Optimizer != c.Optimizer || p.LR != c.LR || p.Momentum != c.Momentum ||
+		p.WeightDecay != c.WeightDecay || p.BatchSize != c.BatchSize || p.Seed != c.Seed:
+		return fmt.Errorf("the checkpoint is of another configuration (%+v) than the run's (%+v)", p, c)
+	case cp.Epoch > c.Epochs:
+		return fmt.Errorf("the checkpoint is of epoch %d, beyond the run's %d epochs", cp.Epoch, c.Epochs)
+	case len(cp.MinLoss) < cp.Epoch || len(cp.MinSampleLoss) < cp.Epoch || len(cp.History) < cp.Epoch:
+		return fmt.Errorf("the checkpoint of epoch %d lacks the figures of its epochs", cp.Epoch)
+	case ForkEpoch(cp.MinLoss[:cp.Epoch], cp.MinSampleLoss[:cp.Epoch], c.Flood, c.FloodLevel) < cp.Epoch:
+		return fmt.Errorf("flooding %s at b = %v would have ascended before the end of epoch %d", c.Flood, c.FloodLevel, cp.Epoch)
+	}
+	model := NewModel(d.Features, c.Hidden, d.Classes, newRand(0, streamInit))
+	params := model.Params()
+	if len(params) != len(cp.Params) {
+		return fmt.Errorf("the checkpoint holds %d parameter tensors, the model %d", len(cp.Params), len(params))
+	}
+	for i := range params {
+		if len(params[i]) != len(cp.Params[i]) {
+			return fmt.Errorf("parameter tensor %d has %d values in the checkpoint, %d in the model", i, len(cp.Params[i]), len(params[i]))
+		}
+	}
+	return nil
+}
+
+// RunOptions are what a run is given beyond its Config.
+type RunOptions struct {
+	// OnEpoch is called after every epoch the run trains (not after the
+	// epochs it starts from).
+	OnEpoch EpochFunc
+	// From is a checkpoint the run starts from instead of from scratch;
+	// it must be Forkable.
+	From *Checkpoint
+	// OnCheckpoint is called with the run's state after every epoch; the
+	// checkpoint is the caller's to keep.
+	OnCheckpoint func(*Checkpoint) error
+}
+
+// checkpoint copies the trainer's state after epoch.
+func (t *trainer) checkpoint(epoch int, res *Result, minLoss, minSample []float64) *Checkpoint {
+	cp := &Checkpoint{Epoch: epoch, Steps: t.steps, Config: t.cfg,
+		History: slices.Clone(res.History), MinLoss: slices.Clone(minLoss), MinSampleLoss: slices.Clone(minSample)}
+	cp.Config.Hidden = slices.Clone(t.cfg.Hidden)
+	cp.Best = Result{BestEpoch: res.BestEpoch, BestValLoss: res.BestValLoss, BestValAcc: res.BestValAcc,
+		BestTestLoss: res.BestTestLoss, BestTestAcc: res.BestTestAcc, BestTested: res.BestTested}
+	for _, p := range t.params {
+		cp.Params = append(cp.Params, slices.Clone(p))
+	}
+	cp.OptState, cp.OptSteps = t.opt.state()
+	return cp
+}
+
+// restore puts the trainer in the state of cp.
+func (t *trainer) restore(cp *Checkpoint) error {
+	for i, p := range t.params {
+		copy(p, cp.Params[i])
+	}
+	if err := t.opt.restore(cp.OptState, cp.OptSteps); err != nil {
+		return err
+	}
+	t.steps, t.prefixSteps = cp.Steps, cp.Steps
+	return nil
+}
+
+// minSampleLoss is the smallest per-sample loss of the last training pass
+// of n over rows samples.
+func (n *net) minSampleLoss(rows int) float64 {
+	l := float32s(n.prog.value(n.losses))
+	m := math.Inf(1)
+	for _, v := range l[:rows] {
+		m = min(m, float64(v))
+	}
+	return m
+}

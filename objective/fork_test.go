@@ -1,0 +1,155 @@
+package objective
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"testing"
+
+	"github.com/floodtune/floodtune/flood"
+)
+
+// A run at flood level b that starts from the plain run's checkpoint at the
+// last epoch before it would first flood gives the result of the run from
+// scratch, bit for bit, for batch and individual flooding and every
+// optimizer; one that starts an epoch later (after flooding would have
+// begun) does not, so the fork point is as late as it may be.
+func TestAForkedRunIsTheRunFromScratchBitForBit(t *testing.T) {
+	t.Parallel()
+	d := gaussData(t, 0.3)
+	for _, opt := range Optimizers {
+		for _, method := range []flood.Method{flood.Batch, flood.Individual} {
+			t.Run(fmt.Sprintf("%s %s", opt, method), func(t *testing.T) {
+				t.Parallel()
+				c := smallConfig()
+				c.Optimizer, c.Flood, c.FloodLevel, c.Epochs, c.BatchSize = opt, method, 0, 10, 25
+				if opt == Adam {
+					c.LR = 0.01
+				}
+				c.WeightDecay = 1e-4
+				var cps []*Checkpoint
+				plain, err := TrainWith(context.Background(), d, c, RunOptions{OnCheckpoint: func(cp *Checkpoint) error {
+					cps = append(cps, cp)
+					return nil
+				}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				last := cps[len(cps)-1]
+				mins := last.MinLoss
+				if method == flood.Individual {
+					mins = last.MinSampleLoss
+				}
+				// A level that floods first in epoch k+1: the smallest
+				// minimum of epochs 1 to k, above which epoch k+1 falls.
+				k, b := 0, 0.0
+				for i := 1; i < len(mins); i++ {
+					low := mins[0]
+					for _, m := range mins[:i] {
+						low = min(low, m)
+					}
+					if mins[i] < low {
+						k, b = i, low
+						if i >= 2 {
+							break
+						}
+					}
+				}
+				if k == 0 {
+					t.Skipf("the minima %v never fall below an earlier epoch's", mins)
+				}
+				e := ForkEpoch(last.MinLoss, last.MinSampleLoss, method, b)
+				if e != k {
+					t.Fatalf("ForkEpoch = %d at b = %v with minima %v, want %d", e, b, mins, k)
+				}
+				t.Logf("b = %.4f floods first in epoch %d: the run starts from the plain run's epoch %d", b, k+1, k)
+				flooded := c
+				flooded.FloodLevel = b
+				scratch, err := Train(context.Background(), d, flooded, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if scratch.AscentFraction == 0 {
+					t.Fatalf("the run at b = %v never flooded", b)
+				}
+				var epochs []int
+				forked, err := TrainWith(context.Background(), d, flooded, RunOptions{From: cps[e-1], OnEpoch: func(r EpochReport) error {
+					epochs = append(epochs, r.Epoch)
+					return nil
+				}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(epochs) != c.Epochs-e || epochs[0] != e+1 {
+					t.Errorf("the forked run trained epochs %v, want %d to %d", epochs, e+1, c.Epochs)
+				}
+				if !same(scratch, forked) {
+					t.Errorf("forked at epoch %d, the run differs from the run from scratch:\n%+v\n%+v", e, forked, scratch)
+				}
+				if same(scratch, plain) {
+					t.Fatal("flooding changed nothing: the test tells nothing")
+				}
+				// One epoch too late: the checkpoint is refused, and the run
+				// forced from it differs.
+				if err := cps[e].Forkable(d, flooded); err == nil {
+					t.Errorf("the checkpoint of epoch %d, after flooding would have begun, is forkable", e+1)
+				}
+				late := *cps[e]
+				late.MinLoss, late.MinSampleLoss = append([]float64(nil), mins[:e+1]...), append([]float64(nil), mins[:e+1]...)
+				for i := range late.MinLoss {
+					late.MinLoss[i], late.MinSampleLoss[i] = b+1, b+1
+				}
+				tooLate, err := TrainWith(context.Background(), d, flooded, RunOptions{From: &late})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if same(scratch, tooLate) {
+					t.Errorf("a fork after flooding would have begun gave the same result: the test cannot tell")
+				}
+			})
+		}
+	}
+}
+
+// same compares two results but for their timings.
+func same(a, b *Result) bool {
+	x, y := *a, *b
+	x.Seconds, y.Seconds = 0, 0
+	x.History, y.History = append([]EpochReport(nil), a.History...), append([]EpochReport(nil), b.History...)
+	for i := range x.History {
+		x.History[i].Seconds = 0
+	}
+	for i := range y.History {
+		y.History[i].Seconds = 0
+	}
+	return reflect.DeepEqual(x, y)
+}
+
+func TestACheckpointOfAnotherRunIsRefused(t *testing.T) {
+	t.Parallel()
+	d := gaussData(t, 0.3)
+	c := smallConfig()
+	c.FloodLevel = 0
+	var cp *Checkpoint
+	if _, err := TrainWith(context.Background(), d, c, RunOptions{OnCheckpoint: func(x *Checkpoint) error {
+		if cp == nil {
+			cp = x
+		}
+		return nil
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	for name, change := range map[string]func(*Config){
+		"another seed":       func(c *Config) { c.Seed++ },
+		"another lr":         func(c *Config) { c.LR *= 2 },
+		"another batch size": func(c *Config) { c.BatchSize++ },
+		"another optimizer":  func(c *Config) { c.Optimizer = Adam },
+		"another width":      func(c *Config) { c.Hidden = []int{32, 16} },
+	} {
+		other := c
+		change(&other)
+		if _, err := TrainWith(context.Background(), d, other, RunOptions{From: cp}); err == nil {
+			t.Errorf("%s: the checkpoint was accepted", name)
+		}
+	}
+}
