@@ -298,7 +298,7 @@ func (s *Study) prepare(ctx context.Context, c askConfig, stored *storage.Trial)
 		return nil, err
 	}
 	t.Baseline = stored.SystemAttrs[BaselineAttr] == "true"
-	t.Seed = TrialSeed(s.spec.Search.Seed, stored.Number)
+	t.Seed = s.spec.trialSeed(stored.Number, t.Params)
 	cfg.Seed = t.Seed
 	t.Config = cfg
 	for _, a := range []struct {

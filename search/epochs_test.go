@@ -97,3 +97,57 @@ func extreme(v []float64, largest bool) float64 {
 	}
 	return best
 }
+
+// With common_seed, trials that differ only in their flood level train from
+// one seed; the others, and every trial without it, have seeds of their own.
+func TestCommonSeedsAreSharedByTrialsThatDifferOnlyInTheirFloodLevel(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, common := range []bool{false, true} {
+		st := openSQLite(t)
+		spec, err := search.ParseSpec(fmt.Appendf(nil, `
+trainer: external
+search: {sampler: random, trials: 12, seed: 4, common_seed: %v}
+space:
+  flood_level: {type: float, low: 0, high: 1}
+  flood: {type: categorical, choices: [flood, iflood]}
+  width: {type: categorical, choices: ["64", "128"]}
+`, common))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := search.Create(ctx, st, "crn", spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seeds := map[int64][]string{}
+		byWidth := map[string]map[int64]bool{}
+		for range 12 {
+			tr, err := s.Ask(ctx, search.AskOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := tr.Params["width"].(string)
+			seeds[tr.Seed] = append(seeds[tr.Seed], w)
+			if byWidth[w] == nil {
+				byWidth[w] = map[int64]bool{}
+			}
+			byWidth[w][tr.Seed] = true
+			if err := tr.Tell(ctx, tr.FloodLevel()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if common {
+			for w, ss := range byWidth {
+				if len(ss) != 1 {
+					t.Errorf("common_seed: the trials of width %s have %d seeds", w, len(ss))
+				}
+			}
+			if len(seeds) != len(byWidth) {
+				t.Errorf("common_seed: %d seeds for %d widths: %v", len(seeds), len(byWidth), seeds)
+			}
+		} else if len(seeds) != 12 {
+			t.Errorf("without common_seed, 12 trials have %d seeds", len(seeds))
+		}
+	}
+}

@@ -92,6 +92,13 @@ type SearchSpec struct {
 	// with the epoch-to-epoch noise of a flooded run smoothed out).
 	EpochValue  string `yaml:"epoch_value" json:"epoch_value,omitempty"`
 	EpochWindow int    `yaml:"epoch_window" json:"epoch_window,omitempty"`
+	// CommonSeed gives trials that differ only in their flood level (and
+	// flooding method) one training seed: the same initial model and the
+	// same batch order (common random numbers). Levels are then compared
+	// without the noise of the seed, and a flooded trial follows its plain
+	// counterpart exactly until its loss first drops below the level.
+	// By default every trial has a seed of its own.
+	CommonSeed bool `yaml:"common_seed" json:"common_seed,omitempty"`
 }
 
 // Epoch values of a built-in trainer's trial (SearchSpec.EpochValue).

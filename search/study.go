@@ -467,6 +467,24 @@ func TrialSeed(studySeed int64, number int) int64 {
 	return int64(h.Sum64() >> 1)
 }
 
+// trialSeed is the training seed of trial number with the given values of
+// the searched options: TrialSeed's, or with common_seed one shared by the
+// trials whose options but the flood level and method are the same.
+func (s *Spec) trialSeed(number int, values map[string]any) int64 {
+	if !s.Search.CommonSeed {
+		return TrialSeed(s.Search.Seed, number)
+	}
+	h := fnv.New64a()
+	fmt.Fprintf(h, "floodtune-common/%d", s.Search.Seed)
+	for _, name := range sortedNames(values) {
+		if name == "flood_level" || name == "flood" {
+			continue
+		}
+		fmt.Fprintf(h, "/%s=%#v", name, values[name])
+	}
+	return int64(h.Sum64() >> 1)
+}
+
 // middle returns the middle of a float or int parameter's range, on its
 // scale and step grid.
 func (p Param) middle() float64 {

@@ -106,7 +106,10 @@ search.epoch_value says otherwise: best takes its best epoch's (the run
 stopped early there, and its test accuracy at that epoch is recorded and
 shown), mean_last the mean over the last search.epoch_window epochs (default
 3), which smooths the epoch-to-epoch noise of a flooded run. Every trial
-records its best epoch.
+records its best epoch. With search.common_seed: true, trials whose options
+differ only in the flood level (and method) train from one seed: the same
+initial model and batch order, so that levels are compared without the
+noise of the seed.
 
 Unless --no-baseline is given (or the spec says search.baseline: false), the
 study's first trial is enqueued as plain training (flood level 0), so that
