@@ -21,18 +21,7 @@ import (
 func TestATrialTheStorageFailsIsGivenBackAndStopsTheCall(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	url := pgtest.Schema(t) + "&lock_timeout=200"
-	st, err := storage.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	s := createExternal(t, st, "infra", "random", 6)
-	locker, err := sql.Open("pgx", url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer locker.Close()
+	s, locker := lockableStudy(t, "random", 6)
 	obj := func(ctx context.Context, tr *search.Trial) (float64, error) {
 		if tr.Number == 2 && tr.Params["optimizer"] != nil {
 			tx, err := locker.BeginTx(ctx, nil)
@@ -60,7 +49,7 @@ func TestATrialTheStorageFailsIsGivenBackAndStopsTheCall(t *testing.T) {
 		defer mu.Unlock()
 		results = append(results, r)
 	}
-	err = s.Optimize(ctx, search.Options{Workers: 1, Objective: obj, OnTrial: onTrial})
+	err := s.Optimize(ctx, search.Options{Workers: 1, Objective: obj, OnTrial: onTrial})
 	if !errors.Is(err, search.ErrStorage) || !strings.Contains(err.Error(), "lock") {
 		t.Fatalf("Optimize when the storage fails a trial: %v, want ErrStorage", err)
 	}
@@ -107,18 +96,7 @@ func TestATrialTheStorageFailsIsGivenBackAndStopsTheCall(t *testing.T) {
 func TestAnAskWhoseSamplerCannotReadTheStudyGivesTheTrialBack(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	url := pgtest.Schema(t) + "&lock_timeout=200"
-	st, err := storage.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	s := createExternal(t, st, "infra-ask", "tpe", 3)
-	locker, err := sql.Open("pgx", url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer locker.Close()
+	s, locker := lockableStudy(t, "tpe", 3)
 	tx, err := locker.BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -147,4 +125,23 @@ func TestAnAskWhoseSamplerCannotReadTheStudyGivesTheTrialBack(t *testing.T) {
 	if err := tr.Tell(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// lockableStudy is an external study on a PostgreSQL schema whose sessions
+// give up waiting for a lock after 200 ms, and a second connection to
+// hold locks with.
+func lockableStudy(t *testing.T, sampler string, budget int) (*search.Study, *sql.DB) {
+	t.Helper()
+	url := pgtest.Schema(t) + "&lock_timeout=200"
+	st, err := storage.Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	locker, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { locker.Close() })
+	return createExternal(t, st, "infra", sampler, budget), locker
 }
