@@ -80,14 +80,16 @@ func (cp *Checkpoint) Forkable(d *Data, c Config) error {
 	case ForkEpoch(cp.MinLoss[:cp.Epoch], cp.MinSampleLoss[:cp.Epoch], c.Flood, c.FloodLevel) < cp.Epoch:
 		return fmt.Errorf("flooding %s at b = %v would have ascended before the end of epoch %d", c.Flood, c.FloodLevel, cp.Epoch)
 	}
-	model := NewModel(d.Features, c.Hidden, d.Classes, newRand(0, streamInit))
-	params := model.Params()
-	if len(params) != len(cp.Params) {
-		return fmt.Errorf("the checkpoint holds %d parameter tensors, the model %d", len(cp.Params), len(params))
+	// The model's tensors, W0, B0, W1, B1, ... (Model.Params), on d.
+	sizes := append(append([]int{d.Features}, c.Hidden...), d.Classes)
+	if want := 2 * (len(sizes) - 1); len(cp.Params) != want {
+		return fmt.Errorf("the checkpoint holds %d parameter tensors, the model %d", len(cp.Params), want)
 	}
-	for i := range params {
-		if len(params[i]) != len(cp.Params[i]) {
-			return fmt.Errorf("parameter tensor %d has %d values in the checkpoint, %d in the model", i, len(cp.Params[i]), len(params[i]))
+	for l := 0; l+1 < len(sizes); l++ {
+		for i, want := range []int{sizes[l] * sizes[l+1], sizes[l+1]} {
+			if got := len(cp.Params[2*l+i]); got != want {
+				return fmt.Errorf("parameter tensor %d has %d values in the checkpoint, %d in the model", 2*l+i, got, want)
+			}
 		}
 	}
 	return nil

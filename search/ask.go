@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"reflect"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -234,13 +236,17 @@ func (s *Study) reap(ctx context.Context, c askConfig) error {
 }
 
 // prepare samples the searched options of a leased trial and builds it.
-func (s *Study) prepare(ctx context.Context, c askConfig, stored *storage.Trial) (*Trial, error) {
+func (s *Study) prepare(ctx context.Context, c askConfig, stored *storage.Trial) (_ *Trial, err error) {
 	tctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer func() {
+		if err != nil {
+		}
+	}()
 	t := &Trial{Number: stored.Number, Spec: s.spec, Params: map[string]any{}, Attrs: map[string]string{},
 		study: s, id: stored.ID, worker: c.worker, slot: c.slot, last: math.NaN(), spaces: map[string]Param{},
 		ctx: tctx, cancel: cancel, manual: c.heartbeat <= 0}
 	adapter := s.adapter.With(tctx, c.worker)
-	dir := toGoptunaDirection(s.stored.Direction)
+	dir := s.stored.Direction.Goptuna()
 	var view goptuna.Storage = adapter
 	if !c.noConstantLiar {
 		view = liar{adapter, s.stored.Direction == storage.Maximize}
@@ -253,48 +259,41 @@ func (s *Study) prepare(ctx context.Context, c askConfig, stored *storage.Trial)
 	}
 	gs, err := goptuna.LoadStudy(s.Name(), opts...)
 	if err != nil {
-		cancel(nil)
 		return nil, err
 	}
 	t.gs, t.adapter = gs, adapter
 	pruner, err := s.spec.pruner()
 	if err != nil {
-		cancel(nil)
 		return nil, err
 	}
 	if pruner != nil {
 		if t.pruning, err = goptuna.LoadStudy(s.Name(), goptuna.StudyOptionStorage(bound{adapter, int(s.stored.ID), s.Name(), dir}),
 			goptuna.StudyOptionPruner(pruner), goptuna.StudyOptionLogger(nil)); err != nil {
-			cancel(nil)
 			return nil, err
 		}
 	}
 	if raw, ok := stored.SystemAttrs[storage.FixedParamsAttr]; ok {
 		// An enqueued trial, or a retry: the values it must run with.
 		if err := json.Unmarshal([]byte(raw), &t.fixed); err != nil {
-			cancel(nil)
 			return nil, fmt.Errorf("the enqueued parameters of trial %d: %w", stored.Number, err)
 		}
 	} else if s.spec.samplerName() == SamplerCMAES {
 		rel := s.cma.get(s.spec.Search.Seed, stored.Number)
 		b := bound{view, int(s.stored.ID), s.Name(), dir}
-		if t.rel, t.relSpace, err = relativeParams(view, b, s.stored.Direction == storage.Maximize, rel, t.frozen()); err != nil {
-			cancel(nil)
+		if t.rel, t.relSpace, err = relativeParams(b, s.stored.Direction == storage.Maximize, rel, t.frozen()); err != nil {
 			return nil, fmt.Errorf("relative sampler: %w", err)
 		}
 	}
-	for _, name := range sortedNames(s.spec.Space) {
+	for _, name := range slices.Sorted(maps.Keys(s.spec.Space)) {
 		p := s.spec.Space[name]
 		v, err := t.draw(name, p)
 		if err != nil {
-			cancel(nil)
 			return nil, fmt.Errorf("sample %s: %w", name, err)
 		}
 		t.Params[name], t.spaces[name] = v, p
 	}
 	cfg, err := s.spec.trialConfig(t.Params)
 	if err != nil {
-		cancel(nil)
 		return nil, err
 	}
 	t.Baseline = stored.SystemAttrs[BaselineAttr] == "true"
@@ -306,7 +305,6 @@ func (s *Study) prepare(ctx context.Context, c askConfig, stored *storage.Trial)
 		v   int64
 	}{{SeedAttr, t.Seed}, {SamplerSeedAttr, samplerSeed}} {
 		if err := s.st.SetTrialAttr(ctx, stored.ID, c.worker, storage.SystemAttr, a.key, strconv.FormatInt(a.v, 10)); err != nil {
-			cancel(nil)
 			return nil, fromStorage(err)
 		}
 	}
@@ -320,13 +318,6 @@ func (s *Spec) trialConfig(values map[string]any) (objective.Config, error) {
 		return s.floodConfig(values)
 	}
 	return s.Config(values)
-}
-
-func toGoptunaDirection(d storage.Direction) goptuna.StudyDirection {
-	if d == storage.Maximize {
-		return goptuna.StudyDirectionMaximize
-	}
-	return goptuna.StudyDirectionMinimize
 }
 
 // leaseErr turns Goptuna's "cannot be updated", which the storage adapter
@@ -352,19 +343,23 @@ func (t *Trial) draw(name string, p Param) (any, error) {
 	dist := p.distribution()
 	var internal float64
 	if v, ok := t.fixed[name]; ok {
-		if c, isChoice := dist.(goptuna.CategoricalDistribution); isChoice && (v != math.Trunc(v) || v < 0 || int(v) >= len(c.Choices)) {
-			return nil, fmt.Errorf("the enqueued choice index %v is not one of the %d choices", v, len(c.Choices))
-		}
-		if p.Type != Categorical {
-			if _, err := p.value(name, v); err != nil {
+		if p.Type == Categorical {
+			if _, err := choice(p.Choices, v); err != nil {
 				return nil, fmt.Errorf("the enqueued value: %w", err)
 			}
+		} else if _, err := p.value(name, v); err != nil {
+			return nil, fmt.Errorf("the enqueued value: %w", err)
 		}
 		internal = v
 	} else if v, ok := t.rel[name]; ok && reflect.DeepEqual(t.relSpace[name], dist) {
 		internal = v
 	} else {
+		// The sampler reads the study's trials more than once per value:
+		// load them once.
+		view := t.gs.Storage
+		t.gs.Storage = &trialsOnce{Storage: view}
 		v, err := t.gs.Sampler.Sample(t.gs, t.frozen(), name, dist)
+		t.gs.Storage = view
 		if err != nil {
 			return nil, err
 		}
@@ -557,12 +552,9 @@ func (t *Trial) end(ctx context.Context, state storage.State, value float64, rea
 		}
 	}
 	t.mu.Lock()
-	attrs := make(map[string]string, len(t.Attrs))
-	for k, v := range t.Attrs {
-		attrs[k] = v
-	}
+	attrs := maps.Clone(t.Attrs)
 	t.mu.Unlock()
-	for _, k := range sortedNames(attrs) {
+	for _, k := range slices.Sorted(maps.Keys(attrs)) {
 		if err := st.SetTrialAttr(ctx, t.id, t.worker, storage.UserAttr, k, attrs[k]); err != nil {
 			return fmt.Errorf("record attribute %q of trial %d: %w", k, t.Number, fromStorage(err))
 		}
@@ -617,19 +609,19 @@ func (t *Trial) release(ctx context.Context, reason string) (int, error) {
 	if !t.finish() {
 		return 0, fmt.Errorf("trial %d: %w", t.Number, ErrTrialFinished)
 	}
-	defer t.cancel(nil)
-	r, err := t.study.st.GiveBack(ctx, t.id, t.worker, reason)
-	if err != nil {
-		return 0, fmt.Errorf("give back trial %d: %w", t.Number, fromStorage(err))
-	}
-	return r.Number, nil
+	return t.giveBack(ctx, reason)
 }
 
 // rescue gives back a trial whose outcome could not be stored because the
-// storage failed, whether or not it was told meanwhile, and returns the
-// number of its retry.
+// storage failed, or whose worker stops, whether or not it was told
+// meanwhile, and returns the number of its retry.
 func (t *Trial) rescue(ctx context.Context, reason string) (int, error) {
 	t.finish()
+	return t.giveBack(ctx, reason)
+}
+
+// giveBack gives the finished trial back with reason and ends its context.
+func (t *Trial) giveBack(ctx context.Context, reason string) (int, error) {
 	defer t.cancel(nil)
 	r, err := t.study.st.GiveBack(ctx, t.id, t.worker, reason)
 	if err != nil {

@@ -360,20 +360,14 @@ func (p *pool) run(ctx context.Context, c askConfig, t *Trial) Result {
 		return res
 	case ctx.Err() != nil && err != nil:
 		// Stopped in the middle: hand the trial back for another worker.
-		res.Err, metricState = ctx.Err(), string(storage.Waiting)
-		retry, gerr := t.release(wctx, "its worker stopped")
-		if gerr != nil {
-			p.logger.Warn("give back a trial", "trial", t.Number, "err", gerr)
-			res.Err = errors.Join(res.Err, gerr)
-			res.State = s.storedState(wctx, t)
-			return res
-		}
-		res.State, res.RetriedBy = storage.Fail, retry
+		metricState = string(storage.Waiting)
+		p.giveBack(wctx, t, &res, ctx.Err(), "its worker stopped")
 		return res
 	case infrastructure(err):
 		// The storage failed the trial, not its training: it runs again.
 		metricState = string(storage.Waiting)
-		p.rescue(wctx, t, &res, err)
+		res.storageFailed = true
+		p.giveBack(wctx, t, &res, err, "storage error: "+err.Error())
 		return res
 	case errors.Is(err, ErrPruned):
 		res.State = storage.Pruned
@@ -394,8 +388,8 @@ func (p *pool) run(ctx context.Context, c askConfig, t *Trial) Result {
 	if werr != nil && infrastructure(werr) {
 		p.logger.Warn("store the outcome of a trial", "trial", t.Number, "err", werr)
 		metricState = string(storage.Waiting)
-		res.Value = math.NaN()
-		p.rescue(wctx, t, &res, werr)
+		res.Value, res.storageFailed = math.NaN(), true
+		p.giveBack(wctx, t, &res, werr, "storage error: "+werr.Error())
 		return res
 	}
 	if werr != nil {
@@ -408,15 +402,16 @@ func (p *pool) run(ctx context.Context, c askConfig, t *Trial) Result {
 	return res
 }
 
-// rescue gives back a trial that the storage failed, and records that in
-// res: the call stops, and its trials run again elsewhere or later.
-func (p *pool) rescue(ctx context.Context, t *Trial, res *Result, cause error) {
-	res.Err, res.storageFailed = cause, true
-	retry, err := t.rescue(ctx, "storage error: "+cause.Error())
+// giveBack gives back a trial the call cannot finish (its worker stops, or
+// the storage failed it) with reason, and records in res why and the state
+// stored.
+func (p *pool) giveBack(ctx context.Context, t *Trial, res *Result, cause error, reason string) {
+	res.Err = cause
+	retry, err := t.rescue(ctx, reason)
 	if err != nil {
 		// Not even that: the lease runs out, and whoever reaps the trial
 		// retries it.
-		p.logger.Warn("give back a trial the storage failed", "trial", t.Number, "err", err)
+		p.logger.Warn("give back a trial", "trial", t.Number, "err", err)
 		res.Err = errors.Join(cause, err)
 		res.State = p.study.storedState(ctx, t)
 		return

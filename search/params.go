@@ -4,8 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -54,7 +55,7 @@ func (s *Spec) ParseValue(name, raw string) (any, error) {
 
 // searchedNames lists the searched options, for messages.
 func (s *Spec) searchedNames() string {
-	names := sortedNames(s.Space)
+	names := slices.Sorted(maps.Keys(s.Space))
 	if len(names) == 0 {
 		return "none"
 	}
@@ -142,11 +143,11 @@ func (s *Spec) TrialParams(t *storage.Trial) (map[string]any, error) {
 		}
 		switch p.Type {
 		case Categorical:
-			i := int(internal)
-			if internal != math.Trunc(internal) || i < 0 || i >= len(p.Choices) {
-				return nil, fmt.Errorf("the enqueued parameter %q of trial %d: choice index %v is outside the %d choices", name, t.Number, internal, len(p.Choices))
+			c, err := choice(p.Choices, internal)
+			if err != nil {
+				return nil, fmt.Errorf("the enqueued parameter %q of trial %d: %w", name, t.Number, err)
 			}
-			out[name] = p.Choices[i]
+			out[name] = c
 		case Int:
 			out[name] = int(math.Round(internal))
 		default:
@@ -168,8 +169,8 @@ func DecodeParams(t *storage.Trial) (map[string]any, error) {
 			return nil, fmt.Errorf("parameter %q of trial %d: read its distribution: %w", name, t.Number, err)
 		}
 		if c, ok := dist.(goptuna.CategoricalDistribution); ok {
-			if i := int(p.Value); p.Value != math.Trunc(p.Value) || i < 0 || i >= len(c.Choices) {
-				return nil, fmt.Errorf("parameter %q of trial %d: choice index %v is outside the %d choices", name, t.Number, p.Value, len(c.Choices))
+			if _, err := choice(c.Choices, p.Value); err != nil {
+				return nil, fmt.Errorf("parameter %q of trial %d: %w", name, t.Number, err)
 			}
 		}
 		v, err := goptuna.ToExternalRepresentation(dist, p.Value)
@@ -181,12 +182,11 @@ func DecodeParams(t *storage.Trial) (map[string]any, error) {
 	return out, nil
 }
 
-// sortedNames returns the keys of a map in order.
-func sortedNames[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
+// choice returns the choice of index i, Goptuna's internal value of a
+// categorical option, or why it is none.
+func choice(choices []string, i float64) (string, error) {
+	if i != math.Trunc(i) || i < 0 || int(i) >= len(choices) {
+		return "", fmt.Errorf("choice index %v is outside the %d choices", i, len(choices))
 	}
-	sort.Strings(out)
-	return out
+	return choices[int(i)], nil
 }

@@ -127,3 +127,21 @@ func (b bound) GetStudyDirection(id int) (goptuna.StudyDirection, error) {
 	}
 	return b.Storage.GetStudyDirection(id)
 }
+
+// trialsOnce answers GetAllTrials from its first answer: the trials as
+// they were when one value began to be drawn, which TPE's start-up check
+// and TPE itself both read, loaded once.
+type trialsOnce struct {
+	goptuna.Storage
+	trials []goptuna.FrozenTrial
+	err    error
+	loaded bool
+}
+
+func (o *trialsOnce) GetAllTrials(id int) ([]goptuna.FrozenTrial, error) {
+	if !o.loaded {
+		o.trials, o.err = o.Storage.GetAllTrials(id)
+		o.loaded = true
+	}
+	return o.trials, o.err
+}

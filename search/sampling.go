@@ -162,10 +162,10 @@ func intersection(trials []goptuna.FrozenTrial) map[string]any {
 // maximised study, and every parameter mapped onto [0, 1] (a log range on
 // its log scale, a grid widened by half a step on both sides, so that snap
 // reaches its ends as often as its inside).
-func relativeParams(view goptuna.Storage, b bound, maximize bool, rel goptuna.RelativeSampler, trial goptuna.FrozenTrial) (map[string]float64, map[string]any, error) {
-	trials, err := view.GetAllTrials(b.id)
+func relativeParams(b bound, maximize bool, rel goptuna.RelativeSampler, trial goptuna.FrozenTrial) (map[string]float64, map[string]any, error) {
+	trials, err := b.GetAllTrials(b.id)
 	if err != nil {
-		return nil, nil, fromStorage(err)
+		return nil, nil, err
 	}
 	space := map[string]any{}
 	axes := map[string]axis{}
@@ -197,7 +197,7 @@ func relativeParams(view goptuna.Storage, b bound, maximize bool, rel goptuna.Re
 	for name := range space {
 		box[name] = goptuna.UniformDistribution{Low: 0, High: 1}
 	}
-	b.Storage, b.dir = cmaView{view, maximize, axes}, goptuna.StudyDirectionMinimize
+	b.Storage, b.dir = cmaView{b.Storage, maximize, axes}, goptuna.StudyDirectionMinimize
 	study, err := goptuna.LoadStudy(b.name, goptuna.StudyOptionStorage(b), goptuna.StudyOptionRelativeSampler(rel), goptuna.StudyOptionLogger(nil))
 	if err != nil {
 		return nil, nil, err

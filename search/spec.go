@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -401,12 +403,7 @@ func (s *Spec) Validate() error {
 	}
 
 	fixed := s.fixedNames()
-	names := make([]string, 0, len(s.Space))
-	for name := range s.Space {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(s.Space)) {
 		p := s.Space[name]
 		where := "space." + name
 		opt, ok := options[name]
@@ -656,14 +653,7 @@ func fixedUnder(name string) string {
 	return "training"
 }
 
-func searchable() []string {
-	out := make([]string, 0, len(options))
-	for name := range options {
-		out = append(out, name)
-	}
-	sort.Strings(out)
-	return out
-}
+func searchable() []string { return slices.Sorted(maps.Keys(options)) }
 
 func contains(list []string, s string) bool {
 	for _, x := range list {

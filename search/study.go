@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -415,7 +417,7 @@ func (s *Study) Enqueue(ctx context.Context, values map[string]any, attrs map[st
 // attributes.
 func (s *Spec) waiting(values map[string]any, attrs map[string]string) (storage.NewTrial, error) {
 	fixed := map[string]float64{}
-	for _, name := range sortedNames(values) {
+	for _, name := range slices.Sorted(maps.Keys(values)) {
 		p, ok := s.Space[name]
 		if !ok {
 			return storage.NewTrial{}, fmt.Errorf("%s is not searched (searched: %s)", name, s.searchedNames())
@@ -476,7 +478,7 @@ func (s *Spec) trialSeed(number int, values map[string]any) int64 {
 	}
 	h := fnv.New64a()
 	fmt.Fprintf(h, "floodtune-common/%d", s.Search.Seed)
-	for _, name := range sortedNames(values) {
+	for _, name := range slices.Sorted(maps.Keys(values)) {
 		if name == "flood_level" || name == "flood" {
 			continue
 		}

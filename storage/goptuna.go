@@ -118,7 +118,8 @@ func fromGoptunaDirection(d goptuna.StudyDirection) Direction {
 	return Minimize
 }
 
-func toGoptunaDirection(d Direction) goptuna.StudyDirection {
+// Goptuna returns the direction in Goptuna's terms.
+func (d Direction) Goptuna() goptuna.StudyDirection {
 	if d == Maximize {
 		return goptuna.StudyDirectionMaximize
 	}
@@ -159,7 +160,7 @@ func (g *Goptuna) GetStudyDirection(studyID int) (goptuna.StudyDirection, error)
 	if err != nil {
 		return goptuna.StudyDirectionMinimize, err
 	}
-	return toGoptunaDirection(st.Direction), nil
+	return st.Direction.Goptuna(), nil
 }
 
 func (g *Goptuna) GetStudyUserAttrs(studyID int) (map[string]string, error) {
@@ -186,7 +187,7 @@ func (g *Goptuna) GetAllStudySummaries() ([]goptuna.StudySummary, error) {
 	out := make([]goptuna.StudySummary, 0, len(studies))
 	for _, st := range studies {
 		sum := goptuna.StudySummary{
-			ID: int(st.ID), Name: st.Name, Direction: toGoptunaDirection(st.Direction),
+			ID: int(st.ID), Name: st.Name, Direction: st.Direction.Goptuna(),
 			UserAttrs: st.UserAttrs, SystemAttrs: st.SystemAttrs, DatetimeStart: st.CreatedAt,
 		}
 		if best, err := g.s.Best(g.ctx, st.ID); err == nil {
