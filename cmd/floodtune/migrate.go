@@ -31,16 +31,12 @@ func storageURL(cmd *cobra.Command) string {
 // is a missing SQLite file for a command given storage.MustExist (one that
 // only reads or needs a study).
 func openStorage(cmd *cobra.Command, opts ...storage.Option) (*storage.Store, error) {
-	url := storageURL(cmd)
-	st, err := storage.Open(cmd.Context(), url, append([]storage.Option{storage.Persistent()}, opts...)...)
+	st, err := storage.Open(cmd.Context(), storageURL(cmd), append([]storage.Option{storage.Persistent()}, opts...)...)
 	switch {
 	case errors.Is(err, storage.ErrBadURL):
 		return nil, badInput(err)
 	case errors.Is(err, storage.ErrNoStorage):
-		hint := "floodtune study create NAME --spec FILE"
-		if f := cmd.Flags().Lookup("storage"); f != nil && f.Changed {
-			hint += " --storage " + shellWord(url)
-		}
+		hint := strings.Join(append([]string{"floodtune study create NAME --spec FILE"}, storageArgs(cmd)...), " ")
 		return nil, badInput(fmt.Errorf("%w (create a study first: %s)", err, hint))
 	}
 	return st, err
@@ -251,13 +247,6 @@ func migrateCommand(cmd *cobra.Command, sub string, to int, extra ...string) str
 	if to > 0 {
 		parts = append(parts, "--to", strconv.Itoa(to))
 	}
-	parts = append(parts, extra...)
-	if f := cmd.Flags().Lookup("storage"); f != nil && f.Changed {
-		url := f.Value.String()
-		if !strings.HasPrefix(strings.ToLower(url), "sqlite") {
-			url = storage.Redact(url)
-		}
-		parts = append(parts, "--storage", shellWord(url))
-	}
+	parts = append(append(parts, extra...), storageArgs(cmd)...)
 	return strings.Join(parts, " ")
 }

@@ -442,16 +442,7 @@ func randomHex(t *testing.T) string {
 // admin runs statements on the database of dbURL as pgtest's role.
 func admin(t *testing.T, dbURL string, stmts ...string) {
 	t.Helper()
-	conn, err := pgx.Connect(context.Background(), dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	for _, s := range stmts {
-		if _, err := conn.Exec(context.Background(), s); err != nil {
-			t.Fatalf("%s: %v", s, err)
-		}
-	}
+	pgtest.Exec(t, dbURL, stmts...)
 }
 
 // grantDML gives role what an application role has on the public schema of

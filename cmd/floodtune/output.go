@@ -67,12 +67,6 @@ func spaceNames(spec *search.Spec) []string {
 	return names
 }
 
-// trialParams returns a trial's parameters in their external form (see
-// search.Spec.TrialParams).
-func trialParams(spec *search.Spec, t *storage.Trial) (map[string]any, error) {
-	return spec.TrialParams(t)
-}
-
 // floodLevel returns the flood level a trial trains with: its parameter,
 // or the spec's fixed level.
 func floodLevel(spec *search.Spec, params map[string]any) (float64, bool) {
@@ -104,7 +98,7 @@ type trialJSON struct {
 // newTrialJSON returns trial t of a study; numberOf maps the ids of the
 // study's trials to their numbers, for the trial t retries.
 func newTrialJSON(spec *search.Spec, t *storage.Trial, numberOf map[int64]int) (trialJSON, error) {
-	params, err := trialParams(spec, t)
+	params, err := spec.TrialParams(t)
 	if err != nil {
 		return trialJSON{}, err
 	}
@@ -254,7 +248,7 @@ func writeSummary(ctx context.Context, w io.Writer, st *storage.Store, study *st
 	if best == nil {
 		fmt.Fprintln(w, "best: no complete trial yet")
 	} else {
-		params, err := trialParams(spec, best)
+		params, err := spec.TrialParams(best)
 		if err != nil {
 			return err
 		}
@@ -353,7 +347,7 @@ func writeEarlyStopping(w io.Writer, spec *search.Spec, base, best *storage.Tria
 // baselineKind describes the baseline trial: plain training, unless the
 // spec fixes a flood level that the study does not search.
 func baselineKind(spec *search.Spec, base *storage.Trial) string {
-	params, err := trialParams(spec, base)
+	params, err := spec.TrialParams(base)
 	if err != nil {
 		return "baseline"
 	}
@@ -450,15 +444,18 @@ var safeShell = regexp.MustCompile(`^[A-Za-z0-9_@%+=:,./-]+$`)
 
 // studyCommand is the command line that runs a subcommand on a study again,
 // with the --storage flag if one was given (its password hidden).
-func studyCommand(cmd *cobra.Command, sub, name string, extra ...string) string {
-	parts := []string{"floodtune", "study", sub, shellWord(name)}
-	if f := cmd.Flags().Lookup("storage"); f != nil && f.Changed {
-		url := f.Value.String()
-		if !strings.HasPrefix(strings.ToLower(url), "sqlite") {
-			url = storage.Redact(url)
-		}
-		parts = append(parts, "--storage", shellWord(url))
+// storageArgs repeats the command line's --storage for a command it
+// suggests, its password redacted; nothing when the flag was not given.
+func storageArgs(cmd *cobra.Command) []string {
+	f := cmd.Flags().Lookup("storage")
+	if f == nil || !f.Changed {
+		return nil
 	}
+	return []string{"--storage", shellWord(storage.Redact(f.Value.String()))}
+}
+
+func studyCommand(cmd *cobra.Command, sub, name string, extra ...string) string {
+	parts := append([]string{"floodtune", "study", sub, shellWord(name)}, storageArgs(cmd)...)
 	for _, e := range extra {
 		parts = append(parts, shellWord(e))
 	}

@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/floodtune/floodtune/plot"
-	"github.com/floodtune/floodtune/storage"
 	"github.com/spf13/cobra"
 )
 
@@ -63,7 +62,7 @@ being optimised.`,
 				Name:      study.Name,
 				Direction: study.Direction,
 				Objective: objectiveName(spec),
-				Params:    func(t *storage.Trial) (map[string]any, error) { return trialParams(spec, t) },
+				Params:    spec.TrialParams,
 			}, trials)
 			if errors.Is(err, plot.ErrNoCompleteTrial) {
 				return fmt.Errorf("%w; run it with: %s", err, studyCommand(cmd, "optimize", study.Name))

@@ -280,7 +280,7 @@ func (p *optimizeProgress) refresh() {
 	}
 	if best, err := p.st.Best(p.ctx, p.study.ID); err == nil {
 		desc := "best " + plot.FormatValue(best.Value)
-		if params, err := trialParams(p.spec, best); err == nil {
+		if params, err := p.spec.TrialParams(best); err == nil {
 			if b, ok := floodLevel(p.spec, params); ok {
 				desc += " (b=" + plot.FormatParam(b) + ")"
 			}

@@ -123,7 +123,7 @@ func trialRows(spec *search.Spec, trials []*storage.Trial) ([]map[string]any, []
 	params := make([]map[string]any, len(trials))
 	var names [][]string
 	for i, t := range trials {
-		p, err := trialParams(spec, t)
+		p, err := spec.TrialParams(t)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -285,7 +285,7 @@ It fails (status 1) while no trial is complete.`,
 
 // writeTrialDetail prints one trial, a field a line.
 func writeTrialDetail(w io.Writer, spec *search.Spec, t *storage.Trial) error {
-	params, err := trialParams(spec, t)
+	params, err := spec.TrialParams(t)
 	if err != nil {
 		return err
 	}

@@ -88,7 +88,7 @@ early, so its rerun, which trains every epoch, differs.`,
 			if err != nil {
 				return fmt.Errorf("trial %d of study %q: the recorded seed %q is not a number", number, study.Name, seedAttr)
 			}
-			params, err := trialParams(spec, t)
+			params, err := spec.TrialParams(t)
 			if err != nil {
 				return err
 			}
