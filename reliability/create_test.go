@@ -38,14 +38,9 @@ func TestAStudyIsCreatedWithItsBaselineOrNotAtAll(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	for _, q := range []string{
+	pgtest.Exec(t, url,
 		`CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'could not extend file: No space left on device' USING ERRCODE = '53100'; END $$`,
-		`CREATE TRIGGER full_disk BEFORE INSERT ON trials FOR EACH ROW EXECUTE FUNCTION refuse()`,
-	} {
-		if _, err := conn.Exec(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-	}
+		`CREATE TRIGGER full_disk BEFORE INSERT ON trials FOR EACH ROW EXECUTE FUNCTION refuse()`)
 	out, err := run("study", "create", "s", "--spec", specFile)
 	if err == nil || !strings.Contains(out, "No space left on device") {
 		t.Fatalf("study create on a full disk: %v\n%s", err, out)
@@ -57,9 +52,7 @@ func TestAStudyIsCreatedWithItsBaselineOrNotAtAll(t *testing.T) {
 	if studies != 0 {
 		t.Fatalf("%d studies left behind by a create that failed", studies)
 	}
-	if _, err := conn.Exec(ctx, `DROP TRIGGER full_disk ON trials`); err != nil {
-		t.Fatal(err)
-	}
+	pgtest.Exec(t, url, `DROP TRIGGER full_disk ON trials`)
 	if out, err := run("study", "create", "s", "--spec", specFile); err != nil {
 		t.Fatalf("study create once the disk has room: %v\n%s", err, out)
 	}

@@ -45,17 +45,7 @@ var samplers = []struct{ name, sampler string }{
 // newProposalEnv is an env whose study "s" is proposalSpec with sampler.
 func newProposalEnv(t *testing.T, sampler string) *env {
 	t.Helper()
-	e := &env{t: t, url: pgtest.Schema(t), dir: t.TempDir()}
-	e.create("s", fmt.Sprintf(proposalSpec, sampler, proposalBudget))
-	var err error
-	if e.st, err = storage.Open(context.Background(), e.url); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.st.Close() })
-	if e.study, err = e.st.StudyByName(context.Background(), "s"); err != nil {
-		t.Fatal(err)
-	}
-	return e
+	return newEnvOf(t, pgtest.Schema(t), fmt.Sprintf(proposalSpec, sampler, proposalBudget))
 }
 
 // sampled reports whether the sampler proposed t's parameters: t was not

@@ -1,7 +1,6 @@
 package storage_test
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -144,16 +143,7 @@ func pgRole(t *testing.T, schemaURL string, grant ...string) string {
 	schema := pgx.Identifier{u.Query().Get("search_path")}.Sanitize()
 	run := func(stmts ...string) {
 		t.Helper()
-		conn, err := pgx.Connect(context.Background(), schemaURL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close(context.Background())
-		for _, s := range stmts {
-			if _, err := conn.Exec(context.Background(), s); err != nil {
-				t.Fatalf("%s: %v", s, err)
-			}
-		}
+		pgtest.Exec(t, schemaURL, stmts...)
 	}
 	run(fmt.Sprintf("CREATE ROLE %s LOGIN PASSWORD '%s'", role, password), fmt.Sprintf("GRANT USAGE ON SCHEMA %s TO %s", schema, role))
 	t.Cleanup(func() { run("DROP OWNED BY "+role, "DROP ROLE "+role) })

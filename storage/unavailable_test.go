@@ -55,13 +55,7 @@ func TestOpenOfAServerThatIsNotThereIsErrUnavailable(t *testing.T) {
 	} {
 		t.Run(c.what, func(t *testing.T) {
 			t.Parallel()
-			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-			defer cancel()
-			st, err := storage.Open(ctx, c.url)
-			if err == nil {
-				st.Close()
-			}
-			checkUnavailable(t, err)
+			checkUnavailable(t, openFailing(t, c.url))
 		})
 	}
 }
@@ -69,12 +63,7 @@ func TestOpenOfAServerThatIsNotThereIsErrUnavailable(t *testing.T) {
 // Not parallel: it sets the environment.
 func TestOpenOfAServerThatIsNotThereWithPGPASSWORDIsErrUnavailable(t *testing.T) {
 	t.Setenv("PGPASSWORD", unreachablePassword)
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	st, err := storage.Open(ctx, "postgres://u@127.0.0.1:1/db?connect_timeout=2")
-	if err == nil {
-		st.Close()
-	}
+	err := openFailing(t, "postgres://u@127.0.0.1:1/db?connect_timeout=2")
 	checkUnavailable(t, err)
 	var ce *pgconn.ConnectError
 	if errors.As(err, &ce) && ce.Config.Password != unreachablePassword {
@@ -110,11 +99,8 @@ func TestOpenOfABadURLIsNotErrUnavailable(t *testing.T) {
 		"mysql://u:p@127.0.0.1:1/db",
 		"sqlite:",
 	} {
-		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-		st, err := storage.Open(ctx, u)
-		cancel()
+		err := openFailing(t, u)
 		if err == nil {
-			st.Close()
 			t.Errorf("Open(%q) succeeded", u)
 			continue
 		}
@@ -299,4 +285,17 @@ func TestRetryReportsErrUnavailable(t *testing.T) {
 			t.Logf("%d calls: %v", calls, err)
 		})
 	}
+}
+
+// openFailing opens rawURL within 10 s, for a test that expects Open to
+// fail: a store that opened anyway is closed, and the error is nil.
+func openFailing(t *testing.T, rawURL string) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	st, err := storage.Open(ctx, rawURL)
+	if err == nil {
+		st.Close()
+	}
+	return err
 }

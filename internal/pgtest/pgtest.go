@@ -127,6 +127,23 @@ func (s *server) createDatabase(t testing.TB) (name, connURL string) {
 	return name, u.String()
 }
 
+// Exec runs stmts, one after another, on the database of dbURL as the
+// role the URL names, and fails the test at the first that fails.
+func Exec(t testing.TB, dbURL string, stmts ...string) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatalf("pgtest: connect to %s: %v", Redact(dbURL), err)
+	}
+	defer conn.Close(ctx)
+	for _, s := range stmts {
+		if _, err := conn.Exec(ctx, s); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+}
+
 // Redact returns a connection string fit for logs: the password of a URL
 // (user:password@ or ?password=) or of a keyword/value string (password=...)
 // is replaced by xxxxx. A URL that cannot be parsed is not shown at all.
