@@ -280,7 +280,8 @@ func writeSummary(ctx context.Context, w io.Writer, st *storage.Store, study *st
 		fmt.Fprintf(w, ", test acc %s", plot.FormatValue(baseAcc))
 	}
 	fmt.Fprintln(w)
-	writeEarlyStopping(w, spec, base, best, obj)
+	// The other plain baseline, last: after the verdict against this one.
+	defer writeEarlyStopping(w, spec, base, best, obj)
 	if best == nil {
 		return nil
 	}
