@@ -1,6 +1,9 @@
 package objective
 
 import (
+	"bytes"
+	"encoding/binary"
+	"encoding/gob"
 	"fmt"
 	"math"
 	"slices"
@@ -143,4 +146,107 @@ func (n *net) minSampleLoss(rows int) float64 {
 		m = min(m, float64(v))
 	}
 	return m
+}
+
+// checkpointMagic starts an encoded Checkpoint, followed by its format
+// version.
+const checkpointMagic = "floodtune-checkpoint\x00"
+
+const checkpointVersion = 1
+
+// checkpointHeader is what an encoded Checkpoint holds besides its
+// tensors, whose lengths it records.
+type checkpointHeader struct {
+	Epoch, Steps, OptSteps int
+	History                []EpochReport
+	MinLoss, MinSampleLoss []float64
+	Best                   Result
+	Config                 Config
+	ParamLens, OptLens     []int
+}
+
+// MarshalBinary encodes the checkpoint: a header, then its tensors as
+// little-endian float32s, so that a checkpoint is about as large as its
+// parameters and optimizer buffers.
+func (cp *Checkpoint) MarshalBinary() ([]byte, error) {
+	h := checkpointHeader{Epoch: cp.Epoch, Steps: cp.Steps, OptSteps: cp.OptSteps, History: cp.History,
+		MinLoss: cp.MinLoss, MinSampleLoss: cp.MinSampleLoss, Best: cp.Best, Config: cp.Config}
+	n := 0
+	for _, p := range cp.Params {
+		h.ParamLens = append(h.ParamLens, len(p))
+		n += len(p)
+	}
+	for _, p := range cp.OptState {
+		h.OptLens = append(h.OptLens, len(p))
+		n += len(p)
+	}
+	var hb bytes.Buffer
+	if err := gob.NewEncoder(&hb).Encode(&h); err != nil {
+		return nil, fmt.Errorf("encode a checkpoint: %w", err)
+	}
+	out := make([]byte, 0, len(checkpointMagic)+1+4+hb.Len()+4*n)
+	out = append(out, checkpointMagic...)
+	out = append(out, checkpointVersion)
+	out = binary.LittleEndian.AppendUint32(out, uint32(hb.Len()))
+	out = append(out, hb.Bytes()...)
+	for _, ts := range [][][]float32{cp.Params, cp.OptState} {
+		for _, p := range ts {
+			for _, v := range p {
+				out = binary.LittleEndian.AppendUint32(out, math.Float32bits(v))
+			}
+		}
+	}
+	return out, nil
+}
+
+// UnmarshalBinary decodes what MarshalBinary encoded.
+func (cp *Checkpoint) UnmarshalBinary(data []byte) error {
+	bad := func(why string) error { return fmt.Errorf("decode a checkpoint: %s", why) }
+	if !bytes.HasPrefix(data, []byte(checkpointMagic)) {
+		return bad("not a floodtune checkpoint")
+	}
+	data = data[len(checkpointMagic):]
+	if len(data) < 5 {
+		return bad("truncated")
+	}
+	if data[0] != checkpointVersion {
+		return bad(fmt.Sprintf("format version %d, this floodtune reads %d", data[0], checkpointVersion))
+	}
+	hl := binary.LittleEndian.Uint32(data[1:5])
+	data = data[5:]
+	if uint64(hl) > uint64(len(data)) {
+		return bad("truncated header")
+	}
+	var h checkpointHeader
+	if err := gob.NewDecoder(bytes.NewReader(data[:hl])).Decode(&h); err != nil {
+		return bad(err.Error())
+	}
+	data = data[hl:]
+	n := 0
+	for _, l := range slices.Concat(h.ParamLens, h.OptLens) {
+		if l < 0 || l > MaxParameters {
+			return bad("a tensor's length is out of range")
+		}
+		n += l
+	}
+	if len(data) != 4*n {
+		return bad(fmt.Sprintf("%d bytes of tensors, want %d", len(data), 4*n))
+	}
+	read := func(lens []int) [][]float32 {
+		var ts [][]float32
+		for _, l := range lens {
+			p := make([]float32, l)
+			for i := range p {
+				p[i] = math.Float32frombits(binary.LittleEndian.Uint32(data[4*i:]))
+			}
+			data = data[4*l:]
+			ts = append(ts, p)
+		}
+		return ts
+	}
+	*cp = Checkpoint{Epoch: h.Epoch, Steps: h.Steps, OptSteps: h.OptSteps, History: h.History,
+		MinLoss: h.MinLoss, MinSampleLoss: h.MinSampleLoss, Best: h.Best, Config: h.Config}
+	cp.Params = read(h.ParamLens)
+	cp.OptState = read(h.OptLens)
+	return nil
 }

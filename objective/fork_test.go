@@ -3,7 +3,10 @@ package objective
 import (
 	"context"
 	"fmt"
+	"math"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/floodtune/floodtune/flood"
@@ -72,8 +75,17 @@ func TestAForkedRunIsTheRunFromScratchBitForBit(t *testing.T) {
 				if scratch.AscentFraction == 0 {
 					t.Fatalf("the run at b = %v never flooded", b)
 				}
+				// From the checkpoint as storage holds it: encoded, decoded.
+				enc, err := cps[e-1].MarshalBinary()
+				if err != nil {
+					t.Fatal(err)
+				}
+				var from Checkpoint
+				if err := from.UnmarshalBinary(enc); err != nil {
+					t.Fatal(err)
+				}
 				var epochs []int
-				forked, err := TrainWith(context.Background(), d, flooded, RunOptions{From: cps[e-1], OnEpoch: func(r EpochReport) error {
+				forked, err := TrainWith(context.Background(), d, flooded, RunOptions{From: &from, OnEpoch: func(r EpochReport) error {
 					epochs = append(epochs, r.Epoch)
 					return nil
 				}})
@@ -151,5 +163,72 @@ func TestACheckpointOfAnotherRunIsRefused(t *testing.T) {
 		if _, err := TrainWith(context.Background(), d, other, RunOptions{From: cp}); err == nil {
 			t.Errorf("%s: the checkpoint was accepted", name)
 		}
+	}
+}
+
+// A checkpoint decodes to what was encoded, NaN figures included, and a
+// damaged or foreign encoding is refused with a reason.
+func TestACheckpointRoundTrips(t *testing.T) {
+	t.Parallel()
+	cp := &Checkpoint{Epoch: 2, Steps: 8, OptSteps: 8,
+		Params:   [][]float32{{1, -2.5, float32(math.Inf(1))}, {0.25}},
+		OptState: [][]float32{{3, 4, 5}, {-0}},
+		History:  []EpochReport{{Epoch: 1, ValAcc: 0.5, TestLoss: math.NaN()}, {Epoch: 2, ValAcc: 0.75}},
+		MinLoss:  []float64{0.9, 0.8}, MinSampleLoss: []float64{0.1, 0.05},
+		Best:   Result{BestEpoch: 2, BestValAcc: 0.75, BestTested: true, BestTestAcc: 0.7},
+		Config: Config{Hidden: []int{3}, Optimizer: Adam, LR: 0.01, BatchSize: 4, Epochs: 5, Flood: flood.Batch, FloodLevel: 0.3, Seed: 7}}
+	enc, err := cp.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got Checkpoint
+	if err := got.UnmarshalBinary(enc); err != nil {
+		t.Fatal(err)
+	}
+	if !math.IsNaN(got.History[0].TestLoss) {
+		t.Errorf("the NaN test loss of epoch 1 decoded as %v", got.History[0].TestLoss)
+	}
+	got.History[0].TestLoss, cp.History[0].TestLoss = 0, 0
+	if !reflect.DeepEqual(&got, cp) {
+		t.Errorf("decoded\n%+v\nwant\n%+v", &got, cp)
+	}
+	for name, data := range map[string][]byte{
+		"empty":     nil,
+		"foreign":   []byte("PK\x03\x04 a zip file"),
+		"truncated": enc[:len(enc)-3],
+		"longer":    append(slices.Clone(enc), 0),
+		"version":   append(append([]byte(checkpointMagic), 99), enc[len(checkpointMagic)+1:]...),
+	} {
+		var cp Checkpoint
+		err := cp.UnmarshalBinary(data)
+		if err == nil || !strings.HasPrefix(err.Error(), "decode a checkpoint: ") {
+			t.Errorf("%s: err = %v, want a decode error", name, err)
+		}
+	}
+}
+
+// An OnEpoch that returns StopRun ends the run after that epoch with the
+// result of a run of that many epochs, bit for bit.
+func TestStopRunEndsTheRunAsIfItWereTheLastEpoch(t *testing.T) {
+	t.Parallel()
+	d := gaussData(t, 0.3)
+	c := smallConfig()
+	c.Epochs, c.Flood, c.FloodLevel = 6, flood.Batch, 0.2
+	stopped, err := Train(context.Background(), d, c, func(r EpochReport) error {
+		if r.Epoch == 4 {
+			return fmt.Errorf("early stopping: %w", StopRun)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Epochs = 4
+	short, err := Train(context.Background(), d, c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stopped.Epochs != 4 || !same(stopped, short) {
+		t.Errorf("stopped after epoch 4:\n%+v\na run of 4 epochs:\n%+v", stopped, short)
 	}
 }

@@ -187,8 +187,14 @@ func (e *DivergedError) Error() string {
 }
 
 // EpochFunc is called after every epoch. An error stops the run: Train
-// returns it (wrapped) with the result so far.
+// returns it (wrapped) with the result so far; StopRun instead ends the run
+// there as if that epoch were its last.
 type EpochFunc func(EpochReport) error
+
+// StopRun, returned by an EpochFunc, ends the run after the epoch as if it
+// were the last (early stopping): the result is that of a run of that many
+// epochs, its final model evaluated.
+var StopRun = errors.New("stop the run after this epoch")
 
 // evalBatch is the batch size of evaluation passes.
 const evalBatch = 1000
@@ -238,14 +244,19 @@ func TrainWith(ctx context.Context, d *Data, c Config, o RunOptions) (*Result, e
 		res.Epochs = cp.Epoch
 		res.BestEpoch, res.BestValLoss, res.BestValAcc = cp.Best.BestEpoch, cp.Best.BestValLoss, cp.Best.BestValAcc
 		res.BestTestLoss, res.BestTestAcc, res.BestTested = cp.Best.BestTestLoss, cp.Best.BestTestAcc, cp.Best.BestTested
-		if res.BestEpoch > 0 && !res.BestTested && (c.TestAtBest || c.TestCurve) {
+		switch {
+		case res.BestEpoch > 0 && !res.BestTested && (c.TestAtBest || c.TestCurve):
 			// The run started from asks for test figures the plain run
 			// did not take: only the epochs from here can have them.
 			res.BestEpoch = 0
+		case res.BestTested && !c.TestAtBest && !c.TestCurve:
+			// Figures this run would not have taken.
+			res.BestTestLoss, res.BestTestAcc, res.BestTested = 0, 0, false
 		}
 		minLoss, minSample = slices.Clone(cp.MinLoss[:cp.Epoch]), slices.Clone(cp.MinSampleLoss[:cp.Epoch])
 		first = cp.Epoch + 1
 	}
+epochs:
 	for epoch := first; epoch <= c.Epochs; epoch++ {
 		te := time.Now()
 		shuffle.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
@@ -290,7 +301,11 @@ func TrainWith(ctx context.Context, d *Data, c Config, o RunOptions) (*Result, e
 			}
 		}
 		if o.OnEpoch != nil {
-			if err := o.OnEpoch(rep); err != nil {
+			err := o.OnEpoch(rep)
+			if errors.Is(err, StopRun) {
+				break epochs
+			}
+			if err != nil {
 				res.Seconds = time.Since(t0).Seconds()
 				return res, fmt.Errorf("stopped after epoch %d: %w", epoch, err)
 			}

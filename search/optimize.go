@@ -133,7 +133,7 @@ func (s *Study) Optimize(ctx context.Context, opts Options) error {
 		if s.spec.External() {
 			return fmt.Errorf("optimize study %q: its trials are trained by an external trainer: give Options.Objective", s.Name())
 		}
-		b := &builtin{study: s.Name(), spec: s.spec, metrics: opts.Metrics}
+		b := &builtin{study: s.Name(), spec: s.spec, metrics: opts.Metrics, logger: c.logger}
 		run = b.run
 	}
 	workers := opts.Workers
@@ -291,6 +291,7 @@ func (p *pool) work(ctx context.Context, c askConfig) error {
 				return cerr
 			}
 			if counts[storage.Running] == 0 && counts[storage.Waiting] == 0 {
+				s.dropCheckpoints(ctx, p.logger)
 				return nil
 			}
 			select {
@@ -437,4 +438,19 @@ func (p *pool) call(ctx context.Context, t *Trial) (v float64, err error) {
 		}
 	}()
 	return p.objective(ctx, t)
+}
+
+// dropCheckpoints deletes the stored checkpoints of a study whose trials
+// have all ended: no trial will start from them any more.
+func (s *Study) dropCheckpoints(ctx context.Context, logger *slog.Logger) {
+	if !s.spec.Forking() {
+		return
+	}
+	n, bytes, err := s.st.DeleteCheckpoints(ctx, s.stored.ID)
+	switch {
+	case err != nil:
+		logger.Warn("delete the study's checkpoints", "err", err)
+	case n > 0:
+		logger.Info("the study has ended: deleted its checkpoints", "checkpoints", n, "bytes", bytes)
+	}
 }

@@ -101,6 +101,30 @@ type SearchSpec struct {
 	// counterpart exactly until its loss first drops below the level.
 	// By default every trial has a seed of its own.
 	CommonSeed bool `yaml:"common_seed" json:"common_seed,omitempty"`
+	// Fork, with CommonSeed (default true then), starts each trial of the
+	// built-in trainer from the stored state of a run of its
+	// configuration at the last epoch before its flood level first
+	// ascends, instead of training those epochs again (the result is the
+	// same, bit for bit); CheckpointMB bounds the study's stored states
+	// (default 256; 0 stores none). See Spec.Forking.
+	Fork         *bool `yaml:"fork" json:"fork,omitempty"`
+	CheckpointMB *int  `yaml:"checkpoint_mb" json:"checkpoint_mb,omitempty"`
+	// EarlyStopping ends a built-in trainer's run once its validation
+	// value stops improving.
+	EarlyStopping *EarlyStopping `yaml:"early_stopping" json:"early_stopping,omitempty"`
+}
+
+// EarlyStopping ends a run once its validation value (the objective's:
+// accuracy or loss) has not improved on its best by more than MinDelta for
+// Patience epochs in a row. It knows flooding: a run's first epoch with
+// ascents starts its count afresh, because the validation value of a
+// flooded run often drops when it starts to ascend and recovers later.
+// The trial's value is then taken from the epochs run (with epoch_value:
+// best, the best of them: stopping loses nothing unless the run would
+// have improved after Patience epochs without).
+type EarlyStopping struct {
+	Patience int     `yaml:"patience" json:"patience"`
+	MinDelta float64 `yaml:"min_delta" json:"min_delta,omitempty"`
 }
 
 // Epoch values of a built-in trainer's trial (SearchSpec.EpochValue).
@@ -397,6 +421,25 @@ func (s *Spec) Validate() error {
 		add("search.epoch_window: belongs to epoch_value: mean_last")
 	case w < 0 || w > objective.MaxEpochs:
 		add("search.epoch_window: must be between 1 and %d epochs, got %d", objective.MaxEpochs, w)
+	}
+	switch {
+	case s.Search.Fork != nil && *s.Search.Fork && !s.Search.CommonSeed:
+		add("search.fork: trials start from each other's runs only when they share a seed: set search.common_seed: true")
+	case s.Search.Fork != nil && external:
+		add("search.fork: forks runs of the built-in trainer; an external trainer trains its own")
+	}
+	if mb := s.Search.CheckpointMB; mb != nil && (*mb < 0 || *mb > maxCheckpointMB) {
+		add("search.checkpoint_mb: must be between 0 and %d, got %d", maxCheckpointMB, *mb)
+	}
+	if es := s.Search.EarlyStopping; es != nil {
+		switch {
+		case external:
+			add("search.early_stopping: stops runs of the built-in trainer; an external trainer stops its own")
+		case es.Patience < 1 || es.Patience > objective.MaxEpochs:
+			add("search.early_stopping.patience: must be between 1 and %d epochs, got %d", objective.MaxEpochs, es.Patience)
+		case !(es.MinDelta >= 0) || math.IsInf(es.MinDelta, 0):
+			add("search.early_stopping.min_delta: must be a finite number ≥ 0, got %v", es.MinDelta)
+		}
 	}
 	if s.Search.Trials <= 0 || s.Search.Trials > MaxTrials {
 		add("search.trials: must be between 1 and %d, got %d", MaxTrials, s.Search.Trials)

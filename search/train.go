@@ -3,7 +3,9 @@ package search
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"strconv"
 	"strings"
@@ -68,11 +70,27 @@ type builtin struct {
 	study   string
 	spec    *Spec
 	metrics *metrics.Metrics
+	logger  *slog.Logger
 
 	once sync.Once
 	data *objective.Data
 	err  error
 }
+
+// User attributes of the built-in trainer's trials beside the curves.
+const (
+	// ElapsedCurveAttr holds, per epoch, the seconds from the start of the
+	// trial's run to the report of that epoch's validation value (a
+	// FormatCurve array; epochs started from a checkpoint are reported
+	// when it has been read).
+	ElapsedCurveAttr = "elapsed_curve"
+	// TrainedEpochsAttr counts the epochs the trial trained itself: its
+	// run's epochs less those it started from.
+	TrainedEpochsAttr = "trained_epochs"
+	// StoppedAtEpochAttr is the epoch after which early stopping ended
+	// the run.
+	StoppedAtEpochAttr = "stopped_at_epoch"
+)
 
 func (b *builtin) run(ctx context.Context, t *Trial) (float64, error) {
 	b.once.Do(func() {
@@ -83,6 +101,7 @@ func (b *builtin) run(ctx context.Context, t *Trial) (float64, error) {
 	if b.err != nil {
 		return math.NaN(), b.err
 	}
+	start := time.Now()
 	minimize := b.spec.Direction() == Minimize
 	cfg := t.Config
 	cfg.BestByLoss = minimize
@@ -90,14 +109,61 @@ func (b *builtin) run(ctx context.Context, t *Trial) (float64, error) {
 	// to "did flooding beat early stopping?" for the baseline, and the
 	// chosen model's for a study that values the best epoch.
 	cfg.TestAtBest = t.Baseline || b.spec.Search.EpochValue == EpochBest
-	res, err := objective.Train(ctx, b.data, cfg, func(e objective.EpochReport) error {
-		b.metrics.Epoch(b.study, t.slot, e.Epoch, e.TrainLoss, e.ValAcc, e.AscentFraction, time.Duration(e.Seconds*float64(time.Second)))
-		v := e.ValAcc
+	t.Config = cfg
+	value := func(e objective.EpochReport) float64 {
 		if minimize {
-			v = e.ValLoss
+			return e.ValLoss
 		}
-		return t.Report(ctx, e.Epoch, v)
-	})
+		return e.ValAcc
+	}
+	stop := newStopper(b.spec.Search.EarlyStopping, minimize)
+	var elapsed []float64
+	report := func(e objective.EpochReport) error {
+		elapsed = append(elapsed, time.Since(start).Seconds())
+		if err := t.Report(ctx, e.Epoch, value(e)); err != nil {
+			return err
+		}
+		if stop.stop(value(e), e.AscentFraction) {
+			t.Attrs[StoppedAtEpochAttr] = strconv.Itoa(e.Epoch)
+			return objective.StopRun
+		}
+		return nil
+	}
+
+	run := cfg
+	var opts objective.RunOptions
+	if b.spec.Forking() {
+		fk := newForker(t, b.logger)
+		cp, from, err := fk.from(ctx, b.data, func() *stopper { return newStopper(b.spec.Search.EarlyStopping, minimize) })
+		if err != nil {
+			return math.NaN(), err
+		}
+		if cp != nil {
+			// The epochs of the checkpoint, reported as the run from
+			// scratch would have; early stopping that ends the run at
+			// the checkpoint's last epoch (fk.from picks none later)
+			// leaves nothing to train.
+			for _, e := range cp.History[:cp.Epoch] {
+				err := report(e)
+				if errors.Is(err, objective.StopRun) {
+					run.Epochs = e.Epoch
+					break
+				}
+				if err != nil {
+					return math.NaN(), err
+				}
+			}
+			opts.From = cp
+			t.Attrs[ForkedFromEpochAttr] = strconv.Itoa(cp.Epoch)
+			t.Attrs[ForkedFromTrialAttr] = strconv.Itoa(from)
+		}
+		opts.OnCheckpoint = func(cp *objective.Checkpoint) error { return fk.keep(ctx, cp) }
+	}
+	opts.OnEpoch = func(e objective.EpochReport) error {
+		b.metrics.Epoch(b.study, t.slot, e.Epoch, e.TrainLoss, e.ValAcc, e.AscentFraction, time.Duration(e.Seconds*float64(time.Second)))
+		return report(e)
+	}
+	res, err := objective.TrainWith(ctx, b.data, run, opts)
 	if res != nil {
 		curves := map[string]func(objective.EpochReport) float64{
 			TrainLossCurveAttr: func(e objective.EpochReport) float64 { return e.TrainLoss },
@@ -110,6 +176,7 @@ func (b *builtin) run(ctx context.Context, t *Trial) (float64, error) {
 		for name, f := range curves {
 			t.Attrs[name] = FormatCurve(res.History, f)
 		}
+		t.Attrs[ElapsedCurveAttr] = formatFloats(elapsed)
 		if res.BestEpoch > 0 {
 			t.Attrs[BestEpochAttr] = strconv.Itoa(res.BestEpoch)
 			t.Attrs["best_val_acc"] = strconv.FormatFloat(res.BestValAcc, 'g', -1, 64)
@@ -119,9 +186,14 @@ func (b *builtin) run(ctx context.Context, t *Trial) (float64, error) {
 				t.Attrs["best_test_loss"] = strconv.FormatFloat(res.BestTestLoss, 'g', -1, 64)
 			}
 		}
+		trained := res.Epochs
+		if opts.From != nil {
+			trained -= opts.From.Epoch
+		}
 		t.Attrs["ascent_fraction"] = strconv.FormatFloat(res.AscentFraction, 'g', -1, 64)
 		t.Attrs["epochs"] = strconv.Itoa(res.Epochs)
-		t.Attrs["seconds"] = strconv.FormatFloat(res.Seconds, 'g', 6, 64)
+		t.Attrs[TrainedEpochsAttr] = strconv.Itoa(max(trained, 0))
+		t.Attrs["seconds"] = strconv.FormatFloat(time.Since(start).Seconds(), 'g', 6, 64)
 	}
 	if err != nil {
 		return math.NaN(), err
@@ -130,6 +202,57 @@ func (b *builtin) run(ctx context.Context, t *Trial) (float64, error) {
 		t.Attrs[k] = strconv.FormatFloat(v, 'g', -1, 64)
 	}
 	return b.spec.epochValue(res), nil
+}
+
+// formatFloats writes xs as a JSON array, six significant digits each.
+func formatFloats(xs []float64) string {
+	var b strings.Builder
+	b.WriteByte('[')
+	for i, x := range xs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatFloat(x, 'g', 6, 64))
+	}
+	b.WriteByte(']')
+	return b.String()
+}
+
+// stopper applies a spec's early stopping to a run's epochs, one by one.
+type stopper struct {
+	es       *EarlyStopping
+	minimize bool
+	best     float64
+	since    int  // epochs since the best
+	flooded  bool // the run has ascended
+	epochs   int
+}
+
+func newStopper(es *EarlyStopping, minimize bool) *stopper {
+	return &stopper{es: es, minimize: minimize}
+}
+
+// stop takes the next epoch's validation value and the share of its steps
+// that ascended, and reports whether the run ends after it.
+func (s *stopper) stop(v, ascent float64) bool {
+	if s.es == nil {
+		return false
+	}
+	s.epochs++
+	d := v - s.best
+	if s.minimize {
+		d = -d
+	}
+	if s.epochs == 1 || d > s.es.MinDelta {
+		s.best, s.since = v, 0
+	} else {
+		s.since++
+	}
+	if ascent > 0 && !s.flooded {
+		// The first epoch with ascents: the count starts afresh.
+		s.flooded, s.since = true, 0
+	}
+	return s.since >= s.es.Patience
 }
 
 // User attributes of the built-in trainer's best validation epoch.

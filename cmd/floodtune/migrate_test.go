@@ -49,11 +49,12 @@ func TestMigrateRoundTrip(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"migrate"}, "applied 001_init"},
+		{[]string{"migrate"}, "applied 001_init\napplied 002_checkpoints\n"},
 		{[]string{"migrate", "up"}, "nothing to up"},
-		{[]string{"migrate", "down", "--yes"}, "reverted 001_init"},
+		{[]string{"migrate", "down", "--yes"}, "reverted 002_checkpoints\n"}, // one step down
+		{[]string{"migrate", "down", "--yes"}, "reverted 001_init\n"},
 		{[]string{"migrate", "down"}, "nothing to down"}, // nothing to destroy: nothing to confirm
-		{[]string{"migrate", "up"}, "applied 001_init"},
+		{[]string{"migrate", "up"}, "applied 001_init\napplied 002_checkpoints\n"},
 	} {
 		code, out, errOut := runCLI(t, append(step.args, "--storage", url)...)
 		if code != 0 || !strings.Contains(out, step.want) {

@@ -106,10 +106,32 @@ search.epoch_value says otherwise: best takes its best epoch's (the run
 stopped early there, and its test accuracy at that epoch is recorded and
 shown), mean_last the mean over the last search.epoch_window epochs (default
 3), which smooths the epoch-to-epoch noise of a flooded run. Every trial
-records its best epoch. With search.common_seed: true, trials whose options
-differ only in the flood level (and method) train from one seed: the same
-initial model and batch order, so that levels are compared without the
-noise of the seed.
+records its best epoch.
+
+Searches that know flooding:
+
+  search.common_seed: true    trials whose options differ only in the flood
+      level (and method) train from one seed: the same initial model and
+      batch order, so that levels are compared without the noise of the seed.
+  search.fork (default true with common_seed)    a flooded run is plain
+      training until its loss first drops below its level, so each trial
+      starts from the stored state of a run of its configuration at the last
+      epoch before that, instead of training those epochs again; the result
+      is the same, bit for bit. States are stored in the study's storage
+      (every worker reads them), only while some level of the space could
+      start from them and only for spaces whose other options are discrete
+      (a continuous lr gives each trial a configuration of its own), within
+      search.checkpoint_mb (default 256; 0 stores none); they are deleted
+      when the study's last trial ends, and with the study.
+  search.early_stopping: {patience: N, min_delta: D}    a run stops once its
+      validation value has not beaten its best by more than D (default 0)
+      for N epochs in a row; a run's first epoch with ascents starts the
+      count afresh, since a flooded run's validation value often drops as it
+      starts to ascend and recovers later. With epoch_value: best, stopping
+      keeps the run's best epoch.
+  space.flood_level.center: noise    moves the flood-level range onto the
+      irreducible loss of the dataset's label noise, and runs the first trial
+      at it.
 
 Unless --no-baseline is given (or the spec says search.baseline: false), the
 study's first trial is enqueued as plain training (flood level 0), so that
