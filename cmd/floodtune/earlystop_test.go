@@ -2,6 +2,7 @@ package main
 
 import (
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -34,4 +35,41 @@ space:
 			}
 		})
 	}
+}
+
+// study show says how much the runs trained against the epochs they count
+// when trials fork from stored plain epochs and stop early.
+func TestStudyShowSaysWhatForkingAndEarlyStoppingSaved(t *testing.T) {
+	t.Parallel()
+	storageURL, specPath := newStudyEnv(t, `
+dataset: {name: gauss2d, train_size: 400, val_size: 200, test_size: 400, label_noise: 0.2}
+model: {hidden: [32]}
+training: {optimizer: momentum, lr: 0.02, batch_size: 50, epochs: 12}
+search: {sampler: random, trials: 6, seed: 3, common_seed: true, early_stopping: {patience: 4}}
+space:
+  flood_level: {type: categorical, choices: ["0", "0.2", "0.3"]}
+`)
+	mustRun(t, "study", "create", "fk", "--spec", specPath, "--storage", storageURL)
+	mustRun(t, "study", "optimize", "fk", "--workers", "1", "--storage", storageURL)
+	out, _ := mustRun(t, "study", "show", "fk", "--storage", storageURL)
+	m := regexp.MustCompile(`training: (\d+) epochs trained of the (\d+) the runs count; (\d+) trials started from stored plain epochs, (\d+) stopped early\n`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("study show lacks the training line:\n%s", out)
+	}
+	trained, run, forked := atoi(t, m[1]), atoi(t, m[2]), atoi(t, m[3])
+	if forked == 0 || trained >= run || run > 6*12 {
+		t.Errorf("trained %d of %d epochs, %d trials forked: want forks that saved epochs\n%s", trained, run, forked, out)
+	}
+	if strings.Contains(out, "checkpoints stored") {
+		t.Errorf("the study has ended, yet study show reports stored checkpoints:\n%s", out)
+	}
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

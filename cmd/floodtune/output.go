@@ -244,6 +244,9 @@ func writeSummary(ctx context.Context, w io.Writer, st *storage.Store, study *st
 	}
 	fmt.Fprintf(w, "trials: %d of budget %s counted; %d complete, %d pruned, %d fail, %d running, %d waiting\n",
 		counted, budget, counts[storage.Complete], counts[storage.Pruned], counts[storage.Fail], counts[storage.Running], counts[storage.Waiting])
+	if err := writeTraining(ctx, w, st, study, trials); err != nil {
+		return err
+	}
 
 	if best == nil {
 		fmt.Fprintln(w, "best: no complete trial yet")
@@ -479,4 +482,41 @@ func openStudy(cmd *cobra.Command, name string) (*storage.Store, *storage.Study,
 	}
 	st.Close()
 	return nil, nil, nil, err
+}
+
+// writeTraining says how much training the study's trials did against the
+// epochs their runs count: the epochs they started from stored plain
+// epochs instead of training (search.fork) and the runs early stopping
+// ended, and the checkpoints the study holds. It says nothing for trials
+// that do not record it (an external trainer's, or an older floodtune's).
+func writeTraining(ctx context.Context, w io.Writer, st *storage.Store, study *storage.Study, trials []*storage.Trial) error {
+	var run, trained, forked, stopped int
+	for _, t := range trials {
+		e, ok := attrFloat(t, "epochs")
+		tr, ok2 := attrFloat(t, search.TrainedEpochsAttr)
+		if !ok || !ok2 {
+			continue
+		}
+		run, trained = run+int(e), trained+int(tr)
+		if _, ok := t.UserAttrs[search.ForkedFromEpochAttr]; ok {
+			forked++
+		}
+		if _, ok := t.UserAttrs[search.StoppedAtEpochAttr]; ok {
+			stopped++
+		}
+	}
+	if run == 0 {
+		return nil
+	}
+	fmt.Fprintf(w, "training: %d epochs trained of the %d the runs count; %d trials started from stored plain epochs, %d stopped early",
+		trained, run, forked, stopped)
+	n, bytes, err := st.CheckpointUsage(ctx, study.ID)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		fmt.Fprintf(w, "; %d checkpoints stored (%.1f MB)", n, float64(bytes)/(1<<20))
+	}
+	fmt.Fprintln(w)
+	return nil
 }
