@@ -41,6 +41,12 @@ type Checkpoint struct {
 	MinSampleLoss []float64
 	// Best is the best validation epoch so far, as Result has it.
 	Best Result
+	// BestPending is set when the run takes the best epoch's test
+	// figures at its end (Config.TestAtBest) and they are still to be
+	// taken: from BestParams, the best epoch's parameters, or from Params
+	// when BestParams is nil (the best epoch is this one).
+	BestPending bool
+	BestParams  [][]float32
 	// Config is the configuration of the run the checkpoint was taken from.
 	Config Config
 }
@@ -111,8 +117,18 @@ type RunOptions struct {
 	OnCheckpoint func(*Checkpoint) error
 }
 
-// checkpoint copies the trainer's state after epoch.
-func (t *trainer) checkpoint(epoch int, res *Result, minLoss, minSample []float64) *Checkpoint {
+// bestParams are the parameters of the best epoch whose test figures are
+// pending.
+func (cp *Checkpoint) bestParams() [][]float32 {
+	if cp.BestParams != nil {
+		return cp.BestParams
+	}
+	return cp.Params
+}
+
+// checkpoint copies the trainer's state after epoch; best holds the best
+// epoch's parameters while its test figures are pending.
+func (t *trainer) checkpoint(epoch int, res *Result, minLoss, minSample []float64, best [][]float32) *Checkpoint {
 	cp := &Checkpoint{Epoch: epoch, Steps: t.steps, Config: t.cfg,
 		History: slices.Clone(res.History), MinLoss: slices.Clone(minLoss), MinSampleLoss: slices.Clone(minSample)}
 	cp.Config.Hidden = slices.Clone(t.cfg.Hidden)
@@ -122,6 +138,12 @@ func (t *trainer) checkpoint(epoch int, res *Result, minLoss, minSample []float6
 		cp.Params = append(cp.Params, slices.Clone(p))
 	}
 	cp.OptState, cp.OptSteps = t.opt.state()
+	if best != nil {
+		cp.BestPending = true
+		if res.BestEpoch != epoch {
+			cp.BestParams = cloneAll(best)
+		}
+	}
 	return cp
 }
 
@@ -161,8 +183,10 @@ type checkpointHeader struct {
 	History                []EpochReport
 	MinLoss, MinSampleLoss []float64
 	Best                   Result
+	BestPending            bool
 	Config                 Config
 	ParamLens, OptLens     []int
+	BestLens               []int
 }
 
 // MarshalBinary encodes the checkpoint: a header, then its tensors as
@@ -170,7 +194,7 @@ type checkpointHeader struct {
 // parameters and optimizer buffers.
 func (cp *Checkpoint) MarshalBinary() ([]byte, error) {
 	h := checkpointHeader{Epoch: cp.Epoch, Steps: cp.Steps, OptSteps: cp.OptSteps, History: cp.History,
-		MinLoss: cp.MinLoss, MinSampleLoss: cp.MinSampleLoss, Best: cp.Best, Config: cp.Config}
+		MinLoss: cp.MinLoss, MinSampleLoss: cp.MinSampleLoss, Best: cp.Best, BestPending: cp.BestPending, Config: cp.Config}
 	n := 0
 	for _, p := range cp.Params {
 		h.ParamLens = append(h.ParamLens, len(p))
@@ -178,6 +202,10 @@ func (cp *Checkpoint) MarshalBinary() ([]byte, error) {
 	}
 	for _, p := range cp.OptState {
 		h.OptLens = append(h.OptLens, len(p))
+		n += len(p)
+	}
+	for _, p := range cp.BestParams {
+		h.BestLens = append(h.BestLens, len(p))
 		n += len(p)
 	}
 	var hb bytes.Buffer
@@ -189,7 +217,7 @@ func (cp *Checkpoint) MarshalBinary() ([]byte, error) {
 	out = append(out, checkpointVersion)
 	out = binary.LittleEndian.AppendUint32(out, uint32(hb.Len()))
 	out = append(out, hb.Bytes()...)
-	for _, ts := range [][][]float32{cp.Params, cp.OptState} {
+	for _, ts := range [][][]float32{cp.Params, cp.OptState, cp.BestParams} {
 		for _, p := range ts {
 			for _, v := range p {
 				out = binary.LittleEndian.AppendUint32(out, math.Float32bits(v))
@@ -223,7 +251,7 @@ func (cp *Checkpoint) UnmarshalBinary(data []byte) error {
 	}
 	data = data[hl:]
 	n := 0
-	for _, l := range slices.Concat(h.ParamLens, h.OptLens) {
+	for _, l := range slices.Concat(h.ParamLens, h.OptLens, h.BestLens) {
 		if l < 0 || l > MaxParameters {
 			return bad("a tensor's length is out of range")
 		}
@@ -245,8 +273,9 @@ func (cp *Checkpoint) UnmarshalBinary(data []byte) error {
 		return ts
 	}
 	*cp = Checkpoint{Epoch: h.Epoch, Steps: h.Steps, OptSteps: h.OptSteps, History: h.History,
-		MinLoss: h.MinLoss, MinSampleLoss: h.MinSampleLoss, Best: h.Best, Config: h.Config}
+		MinLoss: h.MinLoss, MinSampleLoss: h.MinSampleLoss, Best: h.Best, BestPending: h.BestPending, Config: h.Config}
 	cp.Params = read(h.ParamLens)
 	cp.OptState = read(h.OptLens)
+	cp.BestParams = read(h.BestLens)
 	return nil
 }

@@ -232,3 +232,81 @@ func TestStopRunEndsTheRunAsIfItWereTheLastEpoch(t *testing.T) {
 		t.Errorf("stopped after epoch 4:\n%+v\na run of 4 epochs:\n%+v", stopped, short)
 	}
 }
+
+// The test figures of the best epoch, taken once at the end of the run
+// from the parameters kept since (TestAtBest), are those a run that
+// evaluates the test split after every epoch (TestCurve) sees at that
+// epoch; a run forked from a checkpoint whose best epoch is still to be
+// tested, or stopped early, takes the same.
+func TestTheBestEpochsTestFiguresAreTakenFromItsParameters(t *testing.T) {
+	t.Parallel()
+	d := gaussData(t, 0.3)
+	c := smallConfig()
+	c.Epochs, c.Flood, c.FloodLevel, c.BatchSize = 10, flood.Batch, 0.3, 25
+	curve := c
+	curve.TestCurve = true
+	every, err := Train(context.Background(), d, curve, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.TestAtBest = true
+	var cps []*Checkpoint
+	atEnd, err := TrainWith(context.Background(), d, c, RunOptions{OnCheckpoint: func(cp *Checkpoint) error {
+		cps = append(cps, cp)
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !atEnd.BestTested || atEnd.BestEpoch != every.BestEpoch || atEnd.BestTestAcc != every.BestTestAcc || atEnd.BestTestLoss != every.BestTestLoss {
+		t.Fatalf("tested at the end: epoch %d, %v / %v (tested %v); tested every epoch: epoch %d, %v / %v",
+			atEnd.BestEpoch, atEnd.BestTestAcc, atEnd.BestTestLoss, atEnd.BestTested, every.BestEpoch, every.BestTestAcc, every.BestTestLoss)
+	}
+	if atEnd.BestEpoch == c.Epochs {
+		t.Fatal("the best epoch is the last: the test cannot tell the kept parameters from the final ones")
+	}
+	// A checkpoint after the best epoch holds the best epoch's
+	// parameters apart; one at it, none.
+	pendingApart := false
+	for _, cp := range cps {
+		if !cp.BestPending || cp.Best.BestTested {
+			t.Fatalf("the checkpoint of epoch %d: pending %v, tested %v", cp.Epoch, cp.BestPending, cp.Best.BestTested)
+		}
+		if (cp.BestParams == nil) != (cp.Best.BestEpoch == cp.Epoch) {
+			t.Errorf("the checkpoint of epoch %d (best epoch %d) holds best parameters apart: %v", cp.Epoch, cp.Best.BestEpoch, cp.BestParams != nil)
+		}
+		pendingApart = pendingApart || cp.BestParams != nil
+	}
+	if !pendingApart {
+		t.Fatal("no checkpoint holds the best epoch's parameters apart: the test tells little")
+	}
+	// Plain training with TestAtBest forked from each of its own
+	// checkpoints, through their encoding, gives the same result.
+	plain := c
+	plain.FloodLevel = 0
+	cps = nil
+	whole, err := TrainWith(context.Background(), d, plain, RunOptions{OnCheckpoint: func(cp *Checkpoint) error {
+		cps = append(cps, cp)
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cp := range cps {
+		enc, err := cp.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var from Checkpoint
+		if err := from.UnmarshalBinary(enc); err != nil {
+			t.Fatal(err)
+		}
+		forked, err := TrainWith(context.Background(), d, plain, RunOptions{From: &from})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !same(forked, whole) {
+			t.Errorf("forked from epoch %d (best epoch %d): %+v\nwhole: %+v", cp.Epoch, cp.Best.BestEpoch, forked, whole)
+		}
+	}
+}

@@ -29,6 +29,17 @@ type optimizer interface {
 	restore(buffers [][]float32, steps int) error
 }
 
+// copyAll copies src into dst, allocating dst when it is nil.
+func copyAll(dst, src [][]float32) [][]float32 {
+	if dst == nil {
+		return cloneAll(src)
+	}
+	for i, x := range src {
+		copy(dst[i], x)
+	}
+	return dst
+}
+
 func cloneAll(bufs ...[][]float32) [][]float32 {
 	var out [][]float32
 	for _, b := range bufs {

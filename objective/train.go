@@ -28,10 +28,10 @@ type Config struct {
 	// learning curves (EpochReport.TestLoss and TestAcc). Training never
 	// reads them.
 	TestCurve bool `json:"test_curve,omitempty"`
-	// TestAtBest evaluates the test split whenever the validation metric
-	// reaches a new best (Result.BestTestLoss and BestTestAcc): the test
-	// figures of the run stopped early at its best validation epoch.
-	// Training never reads them.
+	// TestAtBest takes the test figures of the best validation epoch
+	// (Result.BestTestLoss and BestTestAcc): the run stopped early there.
+	// The best epoch's parameters are kept, and the test split evaluated
+	// with them once, when the run ends. Training never reads them.
 	TestAtBest bool `json:"test_at_best,omitempty"`
 	// BestByLoss makes the lowest validation loss, not the highest
 	// validation accuracy, pick the best epoch.
@@ -231,6 +231,22 @@ func TrainWith(ctx context.Context, d *Data, c Config, o RunOptions) (*Result, e
 		order[i] = i
 	}
 	var minLoss, minSample []float64
+	// best holds the parameters of the best epoch so far while its test
+	// figures are pending (TestAtBest): the test split is evaluated once,
+	// when the run ends, rather than at every new best.
+	var best [][]float32
+	testBest := func() error {
+		if best == nil {
+			return nil
+		}
+		loss, acc, err := tr.evaluateWith(ctx, best, &d.Test)
+		if err != nil {
+			return err
+		}
+		res.BestTestLoss, res.BestTestAcc, res.BestTested = loss, acc, true
+		best = nil
+		return nil
+	}
 	first := 1
 	if cp := o.From; cp != nil {
 		if err := tr.restore(cp); err != nil {
@@ -245,6 +261,10 @@ func TrainWith(ctx context.Context, d *Data, c Config, o RunOptions) (*Result, e
 		res.BestEpoch, res.BestValLoss, res.BestValAcc = cp.Best.BestEpoch, cp.Best.BestValLoss, cp.Best.BestValAcc
 		res.BestTestLoss, res.BestTestAcc, res.BestTested = cp.Best.BestTestLoss, cp.Best.BestTestAcc, cp.Best.BestTested
 		switch {
+		case cp.BestPending && c.TestAtBest && !c.TestCurve:
+			// The best epoch's test figures are still to be taken, from
+			// its parameters.
+			best = cloneAll(cp.bestParams())
 		case res.BestEpoch > 0 && !res.BestTested && (c.TestAtBest || c.TestCurve):
 			// The run started from asks for test figures the plain run
 			// did not take: only the epochs from here can have them.
@@ -285,17 +305,14 @@ epochs:
 			case c.TestCurve:
 				res.BestTestLoss, res.BestTestAcc, res.BestTested = rep.TestLoss, rep.TestAcc, true
 			case c.TestAtBest:
-				if res.BestTestLoss, res.BestTestAcc, err = tr.evaluate(ctx, &d.Test); err != nil {
-					return res, err
-				}
-				res.BestTested = true
+				best = copyAll(best, tr.params)
 			}
 		}
 		rep.Seconds = time.Since(te).Seconds()
 		res.History = append(res.History, rep)
 		res.Epochs = epoch
 		if o.OnCheckpoint != nil {
-			if err := o.OnCheckpoint(tr.checkpoint(epoch, res, minLoss, minSample)); err != nil {
+			if err := o.OnCheckpoint(tr.checkpoint(epoch, res, minLoss, minSample, best)); err != nil {
 				res.Seconds = time.Since(t0).Seconds()
 				return res, fmt.Errorf("checkpoint after epoch %d: %w", epoch, err)
 			}
@@ -306,10 +323,16 @@ epochs:
 				break epochs
 			}
 			if err != nil {
+				if terr := testBest(); terr != nil {
+					return res, terr
+				}
 				res.Seconds = time.Since(t0).Seconds()
 				return res, fmt.Errorf("stopped after epoch %d: %w", epoch, err)
 			}
 		}
+	}
+	if err := testBest(); err != nil {
+		return res, err
 	}
 	if res.TrainLoss, res.TrainAcc, err = tr.evaluate(ctx, &d.Train); err != nil {
 		return res, err
@@ -413,6 +436,21 @@ func (t *trainer) epoch(ctx context.Context, epoch int, order []int) (EpochRepor
 }
 
 // evaluate returns the mean loss and the accuracy of the model on s.
+// evaluateWith evaluates s as evaluate does, with the model's parameters
+// set to params for the while.
+func (t *trainer) evaluateWith(ctx context.Context, params [][]float32, s *Split) (loss, acc float64, err error) {
+	current := cloneAll(t.params)
+	for i, p := range t.params {
+		copy(p, params[i])
+	}
+	defer func() {
+		for i, p := range t.params {
+			copy(p, current[i])
+		}
+	}()
+	return t.evaluate(ctx, s)
+}
+
 func (t *trainer) evaluate(ctx context.Context, s *Split) (loss, acc float64, err error) {
 	if s.N == 0 {
 		return math.NaN(), math.NaN(), nil
