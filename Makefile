@@ -11,7 +11,7 @@ TAGS     := $(if $(filter 1,$(OPENBLAS)),openblas,)
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS  := -X main.version=$(VERSION)
 
-.PHONY: all build test test-pipeline test-reliability fuzz vet bench bench-step bench-go bench-storage bench-overhead bench-peer demo results results-sweeps print-tags clean
+.PHONY: all build test test-pipeline test-reliability fuzz vet bench bench-step bench-go bench-storage bench-overhead bench-peer bench-search demo results results-sweeps print-tags clean
 
 all: build
 
@@ -86,6 +86,16 @@ bench-go:
 # python3-torch and python3-optuna when run as root.
 bench-peer:
 	bench/peer.sh
+
+# Time to target of whole searches (MNIST with 20% and 40% label noise, two
+# Gaussians; 12 trials, 2 workers, 3 seeds): floodtune as a generic tool,
+# flood-aware, and flood-aware with the noise prior, against Optuna +
+# PyTorch with TPE, without and with Hyperband pruning, one search at a
+# time (bench/search.sh; SETTINGS, SEEDS, TRIALS, EPOCHS, VARIANTS,
+# PEER_PRUNERS). About an hour on 2 cores with OpenBLAS; it needs the
+# machine to itself.
+bench-search:
+	bench/search.sh
 
 # The demo study: a flood-level search on MNIST with 20% label noise
 # (examples/mnist-noise20.yaml, 12 trials of 20 epochs on 10,000 images),

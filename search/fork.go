@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"strconv"
 
 	"github.com/floodtune/floodtune/flood"
@@ -22,7 +23,9 @@ import (
 // that. Every trial of the built-in trainer stores, in the study's
 // storage, its state after each epoch it trained as plain training would
 // have (a checkpoint), as long as some level of the space could start
-// from it and the study's checkpoints stay within search.checkpoint_mb;
+// from it, the training it saves outweighs storing it (a small model on
+// few samples stores every few epochs), and the study's checkpoints stay
+// within search.checkpoint_mb;
 // every trial starts from the latest stored checkpoint of its
 // configuration that its level allows, and trains only the epochs after
 // it. Checkpoints serve every worker of the study, on any machine, and
@@ -129,15 +132,33 @@ type forker struct {
 	low     float64  // the lowest flood level of the space
 	methods []method // the flooding methods of its trials
 	logger  *slog.Logger
+	data    *objective.Data
 
 	stored map[int]bool // epochs stored under the key
 	full   bool         // the study's checkpoints reached the limit
+	// unsaved is the work (floating-point operations) the run did since
+	// the last checkpoint stored under the key: a checkpoint is stored
+	// only once it saves more work than writing it and reading it back
+	// costs, at flopsPerByte.
+	unsaved float64
 }
 
-func newForker(t *Trial, logger *slog.Logger) *forker {
+// flopsPerByte prices a byte of checkpoint in floating-point operations of
+// training: a core does some 50 GFLOP/s in the model's matrix products, a
+// database writes and reads some 200 MB/s.
+const flopsPerByte = 250
+
+// epochWork estimates the floating-point operations of an epoch of a
+// model with params parameters: a forward and backward pass over every
+// training sample, a forward pass over every validation sample.
+func epochWork(params int, d *objective.Data) float64 {
+	return float64(params) * (6*float64(d.Train.N) + 2*float64(d.Val.N))
+}
+
+func newForker(t *Trial, d *objective.Data, logger *slog.Logger) *forker {
 	s := t.Spec
 	f := &forker{st: t.study.st, studyID: t.study.stored.ID, trial: t.Number, cfg: t.Config, key: forkKey(t.Config),
-		limit: s.checkpointLimit(), write: s.sharedConfigs() && s.checkpointLimit() > 0, logger: logger, stored: map[int]bool{}}
+		limit: s.checkpointLimit(), write: s.sharedConfigs() && s.checkpointLimit() > 0, logger: logger, data: d, stored: map[int]bool{}}
 	if p := s.Space["flood_level"]; p.Low != nil {
 		f.low = *p.Low
 	}
@@ -200,7 +221,19 @@ func (f *forker) from(ctx context.Context, d *objective.Data, newStop func() *st
 // the space could start from it, and the study's bound allows.
 func (f *forker) keep(ctx context.Context, cp *objective.Checkpoint) error {
 	e := cp.Epoch
-	if !f.write || f.full || f.stored[e] {
+	if !f.write || f.full {
+		return nil
+	}
+	params, bytes := 0, 0
+	for _, p := range cp.Params {
+		params += len(p)
+	}
+	for _, p := range slices.Concat(cp.Params, cp.OptState, cp.BestParams) {
+		bytes += 4 * len(p)
+	}
+	f.unsaved += epochWork(params, f.data)
+	if f.stored[e] {
+		f.unsaved = 0
 		return nil
 	}
 	if objective.ForkEpoch(cp.MinLoss, cp.MinSampleLoss, f.cfg.Flood, f.cfg.FloodLevel) < e {
@@ -227,6 +260,10 @@ func (f *forker) keep(ctx context.Context, cp *objective.Checkpoint) error {
 	for _, r := range cp.History[:e] {
 		m.ValAcc, m.ValLoss = append(m.ValAcc, r.ValAcc), append(m.ValLoss, r.ValLoss)
 	}
+	if f.unsaved < flopsPerByte*float64(bytes) {
+		// Cheaper to train these epochs again than to store them.
+		return nil
+	}
 	meta, err := json.Marshal(m)
 	if err != nil {
 		// A minimum that JSON cannot hold (an infinite loss): nothing
@@ -242,7 +279,7 @@ func (f *forker) keep(ctx context.Context, cp *objective.Checkpoint) error {
 	if err != nil {
 		return fmt.Errorf("store the checkpoint of epoch %d: %w", e, fromStorage(err))
 	}
-	f.stored[e] = true
+	f.stored[e], f.unsaved = true, 0
 	if !ok {
 		// Another worker stored it first, or the bound is reached; in the
 		// second case no later epoch fits either.

@@ -133,7 +133,7 @@ func (b *builtin) run(ctx context.Context, t *Trial) (float64, error) {
 	run := cfg
 	var opts objective.RunOptions
 	if b.spec.Forking() {
-		fk := newForker(t, b.logger)
+		fk := newForker(t, b.data, b.logger)
 		cp, from, err := fk.from(ctx, b.data, func() *stopper { return newStopper(b.spec.Search.EarlyStopping, minimize) })
 		if err != nil {
 			return math.NaN(), err

@@ -1,27 +1,52 @@
 #!/usr/bin/env python3
-"""The Optuna + PyTorch peer of a floodtune study, for bench/peer.sh.
+"""The Optuna + PyTorch peer of a floodtune study, for bench/peer.sh and bench/search.sh.
 
-It runs the study of a floodtune spec (bench/peer/mnist-noise20.yaml) the way
-floodtune does: the data that `floodtune dataset export` wrote for the spec
-(the same split and the same noisy labels), the spec's MLP with PyTorch's
-default initialisation, SGD with momentum, flooded loss |J - b| + b on the
-minibatch mean cross-entropy, the batch order shuffled every epoch with the
-trial's seed, the last partial batch kept. As floodtune does in a trial, it
-evaluates the validation set after every epoch (reported to Optuna as the
-intermediate value), the training and test sets at the end, and returns the
-last epoch's validation accuracy (maximised). TPE with the constant liar
-(floodtune's default), one sampler seed per worker (search.seed + worker),
-the plain-training trial (b = 0) enqueued first as floodtune's study create
-does, and a study-wide budget of search.trials trials shared by every worker
-process through one RDB storage.
+It runs the study of a floodtune spec (bench/peer/mnist-noise20.yaml,
+bench/search/settings/*.yaml) the way floodtune does: the data that
+`floodtune dataset export` wrote for the spec (the same split and the same
+noisy labels), the spec's MLP with PyTorch's default initialisation, the
+spec's optimizer as floodtune's objective/optim.go applies it (sgd and
+momentum: torch.optim.SGD, dampening 0; adam: torch.optim.Adam with betas
+(0.9, 0.999) and eps 1e-8; weight_decay added to the gradient in both),
+flooded loss |J - b| + b on the minibatch mean cross-entropy, the batch
+order shuffled every epoch with the trial's seed, the last partial batch
+kept. As floodtune does in a trial, it evaluates the validation set after
+every epoch (reported to Optuna as the intermediate value), the training
+and test sets at the end, and returns the last epoch's validation accuracy
+(maximised). TPE with the constant liar (floodtune's default), one sampler
+seed per worker (search.seed + worker), the plain-training trial (b = 0)
+enqueued first as floodtune's study create does, and a study-wide budget of
+search.trials trials shared by every worker process through one RDB
+storage.
+
+The pruner is the command line's (--pruner, default none), not the spec's
+(whose search.pruner must be none): hyperband is
+optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs,
+reduction_factor=3), successive_halving
+optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3);
+after each epoch's report the pruner may stop the trial, which ends as
+pruned, without the final evaluation of the training and test sets.
+`create` records the pruner in the study; `work` must name the same one.
+
+Every trial, complete or pruned, records the user attributes `elapsed` (the
+seconds from the objective's entry to each epoch's report) and
+`val_acc_curve` (each epoch's validation accuracy); a complete trial also
+its final validation, training and test figures.
+
+The spec's options that shape floodtune's search but not its training
+(search.common_seed, epoch_value, early_stopping and the like, a range's
+center) are accepted and ignored: this peer runs generic TPE, every trial
+with a seed of its own, valued at its last epoch, trained to the end unless
+the pruner stops it.
 
 Usage:
-  optuna_torch.py create  --spec SPEC --storage URL --study NAME
-  optuna_torch.py work    --spec SPEC --storage URL --study NAME --data DIR --worker I
+  optuna_torch.py create  --spec SPEC --storage URL --study NAME [--pruner P]
+  optuna_torch.py work    --spec SPEC --storage URL --study NAME --data DIR --worker I [--pruner P]
   optuna_torch.py summary --storage URL --study NAME
 
 `summary` prints the trials as one JSON object: {"trials": [...], "best":
-{...}}, each trial shaped as in `floodtune study trials --format json`.
+{...}, "pruner": P, "optuna": VERSION}, each trial shaped as in `floodtune
+study trials --format json`.
 
 Each worker process trains on one thread: torch.set_num_threads(1), and,
 since Debian's torch multiplies matrices in OpenBLAS, whose threads that call
@@ -45,6 +70,10 @@ import optuna  # noqa: E402
 import yaml  # noqa: E402
 
 SEARCHED = ("flood_level", "lr", "momentum", "weight_decay")
+OPTIMIZERS = ("sgd", "momentum", "adam")
+PRUNERS = ("none", "hyperband", "successive_halving")
+# A range's keys that only floodtune's search reads.
+RANGE_SEARCH_ONLY = {"center", "center_epochs", "estimate"}
 
 
 class SpecError(Exception):
@@ -62,8 +91,8 @@ def load_spec(path):
     search = spec.get("search") or {}
     space = spec.get("space") or {}
     problems = []
-    if training.get("optimizer", "momentum") != "momentum":
-        problems.append("training.optimizer must be momentum")
+    if str(training.get("optimizer", "momentum")).lower() not in OPTIMIZERS:
+        problems.append(f"training.optimizer must be one of {', '.join(OPTIMIZERS)}")
     if training.get("flood", "flood") != "flood":
         problems.append("training.flood must be flood (batch flooding)")
     if search.get("sampler", "tpe") != "tpe":
@@ -75,7 +104,7 @@ def load_spec(path):
     if training.get("test_curve"):
         problems.append("training.test_curve is not supported")
     for name, p in space.items():
-        if name not in SEARCHED or p.get("type") != "float" or set(p) - {"type", "low", "high", "log"}:
+        if name not in SEARCHED or p.get("type") != "float" or set(p) - {"type", "low", "high", "log"} - RANGE_SEARCH_ONLY:
             problems.append(f"space.{name}: only float ranges (low, high, log) of {', '.join(SEARCHED)} are supported")
     if problems:
         raise SpecError(f"{path}: " + "; ".join(problems))
@@ -118,10 +147,20 @@ def storage_of(url):
 def create(args):
     spec = load_spec(args.spec)
     study = optuna.create_study(study_name=args.study, storage=storage_of(args.storage), direction="maximize")
+    study.set_user_attr("pruner", args.pruner)
     search = spec.get("search") or {}
     if "flood_level" in spec["space"] and search.get("baseline", True):
         study.enqueue_trial(baseline_params(spec), user_attrs={"baseline": True})
-    print(f"created study {args.study!r}: {search['trials']} trials, searching {', '.join(sorted(spec['space']))}")
+    print(f"created study {args.study!r}: {search['trials']} trials, searching {', '.join(sorted(spec['space']))}, "
+          f"pruner {args.pruner}")
+
+
+def new_pruner(name, epochs):
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs, reduction_factor=3)
+    if name == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    return optuna.pruners.NopPruner()
 
 
 def load_split(data_dir, meta, name):
@@ -155,6 +194,8 @@ def work(args):
     epochs = int(training.get("epochs", 10))
     budget = int(search["trials"])
     study_seed = int(search.get("seed", 0))
+    optimizer = str(training.get("optimizer", "momentum")).lower()
+    pruning = args.pruner != "none"
 
     def new_model():
         layers = []
@@ -190,11 +231,28 @@ def work(args):
         seed = trial_seed(study_seed, trial.number)
         torch.manual_seed(seed)
         model = new_model()
-        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=cfg.get("momentum", 0.9),
-                              weight_decay=cfg.get("weight_decay", 0.0))
+        wd = cfg.get("weight_decay", 0.0)
+        if optimizer == "adam":
+            opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=wd)
+        elif optimizer == "sgd":
+            opt = torch.optim.SGD(model.parameters(), lr=lr, weight_decay=wd)
+        else:
+            opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=cfg.get("momentum", 0.9), weight_decay=wd)
         shuffle = torch.Generator().manual_seed(seed)
         ascents = steps = 0
-        val_acc = float("nan")
+        val_acc = val_loss = float("nan")
+        elapsed, curve = [], []
+
+        def record(**more):
+            """The attributes of every trial: the per-epoch times and
+            validation accuracies, and those of its end."""
+            attrs = {"elapsed": elapsed, "val_acc_curve": curve, "epochs": len(curve),
+                     "seconds": time.perf_counter() - t0, "seed": seed, "worker": args.worker}
+            attrs.update(more)
+            for k, v in attrs.items():
+                trial.set_user_attr(k, v)
+            return attrs["seconds"]
+
         for epoch in range(1, epochs + 1):
             order = torch.randperm(n_train, generator=shuffle)
             for s in range(0, n_train, batch):
@@ -203,6 +261,7 @@ def work(args):
                 loss = F.cross_entropy(model(xb), yb)
                 j = loss.item()
                 if not math.isfinite(j):
+                    record()
                     raise Diverged(f"diverged at epoch {epoch}: the loss is {j}")
                 ascents += j < b
                 steps += 1
@@ -211,22 +270,31 @@ def work(args):
                 opt.step()
             val_loss, val_acc = evaluate(model, "val")
             if not math.isfinite(val_loss):
+                record()
                 raise Diverged(f"diverged at epoch {epoch}: the validation loss is {val_loss}")
+            elapsed.append(round(time.perf_counter() - t0, 6))
+            curve.append(val_acc)
             trial.report(val_acc, epoch)
+            if pruning and trial.should_prune():
+                seconds = record(val_acc=val_acc, val_loss=val_loss, ascent_fraction=ascents / steps)
+                print(f"worker {args.worker}: trial {trial.number} b={b:.4g} lr={lr:.4g} pruned at epoch {epoch} "
+                      f"val_acc={val_acc:.4f} {seconds:.1f}s", file=sys.stderr, flush=True)
+                raise optuna.TrialPruned(f"pruned at epoch {epoch}")
         train_loss, train_acc = evaluate(model, "train")
         test_loss, test_acc = evaluate(model, "test")
-        seconds = time.perf_counter() - t0
-        for k, v in {"val_acc": val_acc, "val_loss": val_loss, "train_loss": train_loss, "train_acc": train_acc,
-                     "test_acc": test_acc, "test_loss": test_loss, "ascent_fraction": ascents / steps,
-                     "epochs": epochs, "seconds": seconds, "seed": seed, "worker": args.worker}.items():
-            trial.set_user_attr(k, v)
+        seconds = record(val_acc=val_acc, val_loss=val_loss, train_loss=train_loss, train_acc=train_acc,
+                         test_acc=test_acc, test_loss=test_loss, ascent_fraction=ascents / steps)
         print(f"worker {args.worker}: trial {trial.number} b={b:.4g} lr={lr:.4g} val_acc={val_acc:.4f} "
               f"test_acc={test_acc:.4f} {seconds:.1f}s", file=sys.stderr, flush=True)
         return val_acc
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     sampler = optuna.samplers.TPESampler(seed=study_seed + args.worker, constant_liar=True)
-    study = optuna.load_study(study_name=args.study, storage=storage_of(args.storage), sampler=sampler)
+    study = optuna.load_study(study_name=args.study, storage=storage_of(args.storage), sampler=sampler,
+                              pruner=new_pruner(args.pruner, epochs))
+    created = study.user_attrs.get("pruner", "none")
+    if created != args.pruner:
+        raise SpecError(f"study {args.study!r} was created with --pruner {created}, not {args.pruner}")
     study.optimize(objective, callbacks=[optuna.study.MaxTrialsCallback(budget, states=None)],
                    catch=(Diverged,), gc_after_trial=False)
 
@@ -251,7 +319,8 @@ def summary(args):
         })
     complete = [t for t in trials if t["state"] == "complete"]
     best = max(complete, key=lambda t: (t["value"], -t["number"])) if complete else None
-    json.dump({"trials": trials, "best": best, "optuna": optuna.__version__}, sys.stdout, indent=2)
+    json.dump({"trials": trials, "best": best, "pruner": study.user_attrs.get("pruner", "none"),
+               "optuna": optuna.__version__}, sys.stdout, indent=2)
     print()
 
 
@@ -264,6 +333,8 @@ def main():
         s.add_argument("--study", required=True)
         if name != "summary":
             s.add_argument("--spec", required=True, help="the floodtune spec of the study")
+            s.add_argument("--pruner", choices=PRUNERS, default="none",
+                           help="the study's pruner (default none); work must name create's")
         if name == "work":
             s.add_argument("--data", required=True, help="the directory of `floodtune dataset export --spec SPEC`")
             s.add_argument("--worker", type=int, default=0, help="this process's index: the sampler's seed is search.seed + worker")
