@@ -8,7 +8,6 @@ import (
 	"github.com/c-bata/goptuna"
 	"github.com/c-bata/goptuna/cmaes"
 	"github.com/c-bata/goptuna/medianstopping"
-	"github.com/c-bata/goptuna/successivehalving"
 )
 
 // Samplers and pruners a spec may name.
@@ -56,7 +55,7 @@ func (s *Spec) pruner() (goptuna.Pruner, error) {
 	case PrunerMedian:
 		return medianstopping.NewMedianPruner(), nil
 	case PrunerSuccessiveHalving:
-		return successivehalving.NewPruner()
+		return &halving{minResource: 1, eta: 4}, nil
 	}
 	return nil, nil
 }

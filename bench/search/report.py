@@ -13,8 +13,14 @@ json`, or `optuna_torch.py summary`), its best trial (`floodtune study best
 Per setting and seed, the target T is the best trial value of optuna-tpe
 (the last epoch's validation accuracy, over its whole budget), and T99 is
 0.99·T. A search's time to T is the earliest moment, from its start, at
-which any of its trials (complete, pruned or still running) had reported an
-epoch whose validation accuracy is at least T. A report's moment is the
+which it held a trial whose value, under its own objective, is at least T:
+for a search that values a trial at its last epoch (the peers, and
+floodtune but for epoch_value: best), the completion of the first complete
+trial whose value is ≥ T; for floodtune with epoch_value: best, the report
+of the first epoch whose validation accuracy is ≥ T in a trial that
+completed (its value, the best of its epochs, is then ≥ T, and the model of
+that epoch is the one whose test figures the trial records). Pruned and
+failed trials hold no value. A report's moment is the
 trial's start plus the seconds from it to the report: the peer's user
 attribute `elapsed` from the trial's datetime_start; floodtune's
 `elapsed_curve` from the start of the trial's run, which is after the
@@ -122,8 +128,14 @@ def load_run(path):
     spec = load_json(os.path.join(base, run["spec_file"]))
     run.update(trials=trials, best=best, spec=spec)
     events, estimated, epochs = [], False, 0
+    best_epoch = run["tool"] == "floodtune" and (spec.get("search") or {}).get("epoch_value") == "best"
     for t in trials:
         ev, est = epoch_reports(t, run["tool"], run["end"])
+        if t.get("state") != "complete" or t.get("value") is None:
+            ev = []
+        elif not best_epoch and ev:
+            done = ts(t.get("datetime_complete"))
+            ev = [(done if done is not None else ev[-1][0], float(t["value"]))]
         events += ev
         estimated |= est and bool(ev)
         trained = number((t.get("user_attrs") or {}).get("trained_epochs"))
