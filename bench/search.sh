@@ -54,6 +54,9 @@ workers=2
 die() { echo "bench/search.sh: $*" >&2; exit 2; }
 
 floodtune_variants="floodtune-current floodtune-flood-aware floodtune-flood-aware-prior floodtune-median floodtune-sh"
+# Not part of "all": what forking saves (on a setting whose trials share
+# their configuration but for the level, e.g. mnist-noise20-level).
+extra_variants="floodtune-flood-aware-nofork"
 peer_variants="optuna-tpe optuna-tpe-hyperband optuna-tpe-sh"
 
 # fragments VARIANT: the fragments of bench/search/variants/ that a
@@ -65,6 +68,7 @@ fragments() {
     floodtune-flood-aware-prior) echo "$dir/variants/flood-aware.yaml $dir/variants/noise-prior.yaml" ;;
     floodtune-median) echo "$dir/variants/pruner-median.yaml" ;;
     floodtune-sh) echo "$dir/variants/pruner-sh.yaml" ;;
+    floodtune-flood-aware-nofork) echo "$dir/variants/flood-aware.yaml $dir/variants/no-fork.yaml" ;;
   esac
 }
 
@@ -118,12 +122,12 @@ if [ "${variant_list[*]}" = all ]; then
 fi
 [ ${#variant_list[@]} -gt 0 ] || die "VARIANTS is empty"
 for v in "${variant_list[@]}"; do
-  [[ " $floodtune_variants $peer_variants " == *" $v "* ]] || die "VARIANTS: unknown search '$v' (want all or some of: $floodtune_variants $peer_variants)"
+  [[ " $floodtune_variants $extra_variants $peer_variants " == *" $v "* ]] || die "VARIANTS: unknown search '$v' (want all or some of: $floodtune_variants $extra_variants $peer_variants)"
 done
 # The searches in their fixed order, each once.
 order=()
 peers=0
-for v in $floodtune_variants $peer_variants; do
+for v in $floodtune_variants $extra_variants $peer_variants; do
   if [[ " ${variant_list[*]} " == *" $v "* ]]; then
     order+=("$v")
     if [ -n "$(pruner_of "$v")" ]; then peers=1; fi

@@ -145,8 +145,12 @@ func (r *runner) study(ctx context.Context, name, specFile string, edit func(*se
 // outcome is what a study says about flooding.
 type outcome struct {
 	plainAcc, plainLoss float64 // the baseline trial's test accuracy and loss
-	acc, loss, b        float64 // the trial chosen on validation accuracy
-	valPlain, val       float64
+	// The baseline stopped at its best validation epoch (early stopping):
+	// that epoch and its test accuracy and loss, NaN for a study run by a
+	// floodtune that did not record them.
+	stopAcc, stopLoss, stopEpoch float64
+	acc, loss, b                 float64 // the trial chosen on validation accuracy
+	valPlain, val                float64
 }
 
 func attr(t *storage.Trial, k string) float64 {
@@ -184,6 +188,7 @@ func summarize(trials []*storage.Trial) (outcome, error) {
 		return outcome{}, errors.New("the study has no complete baseline or best trial")
 	}
 	return outcome{plainAcc: attr(plain, "test_acc"), plainLoss: attr(plain, "test_loss"), valPlain: plain.Value,
+		stopAcc: attr(plain, search.BestTestAccAttr), stopLoss: attr(plain, "best_test_loss"), stopEpoch: attr(plain, search.BestEpochAttr),
 		acc: attr(best, "test_acc"), loss: attr(best, "test_loss"), b: best.Params["flood_level"].Value, val: best.Value}, nil
 }
 
@@ -208,13 +213,23 @@ func pm(xs []float64, scale float64, prec int) string {
 	return fmt.Sprintf("%.*f ± %.*f", prec, m*scale, prec, sd*scale)
 }
 
+// pmKnown is pm, or "–" when a seed lacks the figure (NaN).
+func pmKnown(xs []float64, scale float64, prec int) string {
+	if slices.ContainsFunc(xs, math.IsNaN) {
+		return "–"
+	}
+	return pm(xs, scale, prec)
+}
+
 func (r *runner) science(ctx context.Context, settings []string, seeds []int64) error {
-	fmt.Println("| setting | method | plain test acc % | chosen test acc % | plain test loss | chosen test loss | chosen b | irreducible loss | seeds | trials |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
+	// "early-stopped" is plain training stopped at its best validation
+	// epoch: the baseline trial's test figures at that epoch.
+	fmt.Println("| setting | method | plain test acc % | early-stopped test acc % | chosen test acc % | plain test loss | early-stopped test loss | chosen test loss | early-stopped epoch | chosen b | irreducible loss | seeds | trials |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	var notes []string
 	for _, setting := range settings {
 		for _, method := range []string{"flood", "iflood"} {
-			var pa, pl, ca, cl, bs []float64
+			var pa, pl, sa, sl, se, ca, cl, bs []float64
 			var spec *search.Spec
 			for _, seed := range seeds {
 				name := fmt.Sprintf("%s-%s-s%d", setting, method, seed)
@@ -232,6 +247,7 @@ func (r *runner) science(ctx context.Context, settings []string, seeds []int64) 
 					return fmt.Errorf("study %s: %w", name, err)
 				}
 				pa, pl, ca, cl, bs = append(pa, o.plainAcc), append(pl, o.plainLoss), append(ca, o.acc), append(cl, o.loss), append(bs, o.b)
+				sa, sl, se = append(sa, o.stopAcc), append(sl, o.stopLoss), append(se, o.stopEpoch)
 			}
 			irreducible := "–"
 			if spec.Dataset.LabelNoise > 0 {
@@ -241,9 +257,15 @@ func (r *runner) science(ctx context.Context, settings []string, seeds []int64) 
 				}
 				irreducible = fmt.Sprintf("%.3f", objective.IrreducibleLoss(spec.Dataset.LabelNoise, classes))
 			}
-			fmt.Printf("| %s | %s | %s | %s | %s | %s | %s | %s | %d | %d |\n", setting, method, pm(pa, 100, 2), pm(ca, 100, 2),
-				pm(pl, 1, 3), pm(cl, 1, 3), pm(bs, 1, 3), irreducible, len(seeds), spec.Search.Trials)
-			notes = append(notes, fmt.Sprintf("%s, %s: chosen b per seed %s", setting, method, fmtList(bs, 3)))
+			fmt.Printf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d | %d |\n", setting, method,
+				pm(pa, 100, 2), pmKnown(sa, 100, 2), pm(ca, 100, 2), pm(pl, 1, 3), pmKnown(sl, 1, 3), pm(cl, 1, 3),
+				pmKnown(se, 1, 1), pm(bs, 1, 3), irreducible, len(seeds), spec.Search.Trials)
+			note := fmt.Sprintf("%s, %s: chosen b per seed %s", setting, method, fmtList(bs, 3))
+			if !slices.ContainsFunc(se, math.IsNaN) {
+				note += fmt.Sprintf("; per seed, the early-stopped epoch %s, test acc %% %s, and the chosen test acc %% %s",
+					fmtList(se, 0), fmtList(scaled(sa, 100), 2), fmtList(scaled(ca, 100), 2))
+			}
+			notes = append(notes, note)
 		}
 	}
 	fmt.Println()
@@ -252,6 +274,14 @@ func (r *runner) science(ctx context.Context, settings []string, seeds []int64) 
 	}
 	fmt.Println()
 	return nil
+}
+
+func scaled(xs []float64, k float64) []float64 {
+	out := make([]float64, len(xs))
+	for i, x := range xs {
+		out[i] = k * x
+	}
+	return out
 }
 
 func fmtList(xs []float64, prec int) string {
