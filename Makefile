@@ -61,7 +61,7 @@ test-reliability:
 	$(GO) test -count=1 -v ./reliability/
 
 # Benchmarks print figures; none of them passes or fails on a timing.
-bench: bench-step bench-go bench-storage bench-overhead bench-peer results
+bench: bench-step bench-go bench-storage bench-overhead bench-peer bench-search results
 
 bench-step:
 	bench/step.sh
