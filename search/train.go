@@ -30,21 +30,11 @@ const (
 // FormatCurve writes f of each epoch as a JSON array of numbers, six
 // significant digits each.
 func FormatCurve(history []objective.EpochReport, f func(objective.EpochReport) float64) string {
-	var b strings.Builder
-	b.WriteByte('[')
+	vs := make([]float64, len(history))
 	for i, e := range history {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		v := f(e)
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			b.WriteString("null")
-			continue
-		}
-		b.WriteString(strconv.FormatFloat(v, 'g', 6, 64))
+		vs[i] = f(e)
 	}
-	b.WriteByte(']')
-	return b.String()
+	return formatFloats(vs)
 }
 
 // ParseCurve reads a curve that FormatCurve wrote; null reads as NaN.
@@ -204,13 +194,18 @@ func (b *builtin) run(ctx context.Context, t *Trial) (float64, error) {
 	return b.spec.epochValue(res), nil
 }
 
-// formatFloats writes xs as a JSON array, six significant digits each.
+// formatFloats writes xs as a JSON array, six significant digits each;
+// NaN and infinities as null.
 func formatFloats(xs []float64) string {
 	var b strings.Builder
 	b.WriteByte('[')
 	for i, x := range xs {
 		if i > 0 {
 			b.WriteByte(',')
+		}
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			b.WriteString("null")
+			continue
 		}
 		b.WriteString(strconv.FormatFloat(x, 'g', 6, 64))
 	}
