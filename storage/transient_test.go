@@ -114,19 +114,37 @@ func TestPostgresSurvivesKilledConnections(t *testing.T) {
 		for i := range trials {
 			trials[i] = newTrial(t, stores[0], study.ID, running(fmt.Sprint("w", i)))
 		}
+		// The killer waits, after each kill, until every worker has finished
+		// an operation since then: each operation is cut at most once, so
+		// the retries succeed however slow the machine is, and the workers
+		// still lose their connections throughout.
+		progress := make([]atomic.Int64, workers)
+		const finished = int64(1) << 62
 		stop := make(chan struct{})
 		var killer sync.WaitGroup
 		var killed atomic.Int32
 		killer.Add(1)
 		go func() {
 			defer killer.Done()
+			seen := make([]int64, workers)
 			for {
-				select {
-				case <-stop:
-					return
-				case <-time.After(100 * time.Millisecond):
+				for i := range progress {
+					seen[i] = progress[i].Load()
 				}
 				killed.Add(int32(k.kill(t)))
+				for moved := false; !moved; {
+					select {
+					case <-stop:
+						return
+					case <-time.After(20 * time.Millisecond):
+					}
+					moved = true
+					for i := range progress {
+						if p := progress[i].Load(); p == seen[i] && p < finished {
+							moved = false
+						}
+					}
+				}
 			}
 		}()
 		// The writes of a running trial: single statements that the store
@@ -134,22 +152,24 @@ func TestPostgresSurvivesKilledConnections(t *testing.T) {
 		race(workers, func(i int) {
 			st, w, id := stores[i%len(stores)], fmt.Sprint("w", i), trials[i].ID
 			ctx := t.Context()
+			defer progress[i].Store(finished)
 			for step := range steps {
-				for name, err := range map[string]error{
-					"Heartbeat":    st.Heartbeat(ctx, id, w),
-					"Report":       st.Report(ctx, id, w, step, float64(step)),
-					"SetParam":     st.SetParam(ctx, id, w, fmt.Sprint("p", step), uniform(0.5, 0, 1)),
-					"SetValue":     st.SetValue(ctx, id, w, float64(step)),
-					"SetTrialAttr": st.SetTrialAttr(ctx, id, w, storage.UserAttr, "step", fmt.Sprint(step)),
+				for _, op := range []struct {
+					name string
+					do   func() error
+				}{
+					{"Heartbeat", func() error { return st.Heartbeat(ctx, id, w) }},
+					{"Report", func() error { return st.Report(ctx, id, w, step, float64(step)) }},
+					{"SetParam", func() error { return st.SetParam(ctx, id, w, fmt.Sprint("p", step), uniform(0.5, 0, 1)) }},
+					{"SetValue", func() error { return st.SetValue(ctx, id, w, float64(step)) }},
+					{"SetTrialAttr", func() error { return st.SetTrialAttr(ctx, id, w, storage.UserAttr, "step", fmt.Sprint(step)) }},
+					{"Trials", func() error { _, err := st.Trials(ctx, study.ID); return err }},
 				} {
-					if err != nil {
-						t.Errorf("worker %s, step %d: %s: %v", w, step, name, err)
+					if err := op.do(); err != nil {
+						t.Errorf("worker %s, step %d: %s: %v", w, step, op.name, err)
 					}
+					progress[i].Add(1)
 				}
-				if _, err := st.Trials(ctx, study.ID); err != nil {
-					t.Errorf("worker %s, step %d: Trials: %v", w, step, err)
-				}
-				time.Sleep(5 * time.Millisecond)
 			}
 			if err := st.Finish(ctx, id, w, storage.Complete, steps); err != nil {
 				t.Errorf("worker %s: Finish: %v", w, err)
