@@ -240,38 +240,23 @@ func (s *Study) prepare(ctx context.Context, c askConfig, stored *storage.Trial)
 	tctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer func() {
 		if err != nil {
+			cancel(err)
 		}
 	}()
 	t := &Trial{Number: stored.Number, Spec: s.spec, Params: map[string]any{}, Attrs: map[string]string{},
 		study: s, id: stored.ID, worker: c.worker, slot: c.slot, last: math.NaN(), spaces: map[string]Param{},
-		ctx: tctx, cancel: cancel, manual: c.heartbeat <= 0}
-	adapter := s.adapter.With(tctx, c.worker)
+		ctx: tctx, cancel: cancel, manual: c.heartbeat <= 0, renewed: stored.HeartbeatAt}
+	if err := s.attach(t, stored); err != nil {
+		return nil, err
+	}
 	dir := s.stored.Direction.Goptuna()
-	var view goptuna.Storage = adapter
+	view := t.gs.Storage
 	if !c.noConstantLiar {
-		view = liar{adapter, s.stored.Direction == storage.Maximize}
+		view = bound{liar{t.adapter, s.stored.Direction == storage.Maximize}, int(s.stored.ID), s.Name(), dir}
+		t.gs.Storage = view
 	}
 	samplerSeed := SamplerSeed(s.spec.Search.Seed, stored.Number)
-	opts := []goptuna.StudyOption{
-		goptuna.StudyOptionStorage(bound{view, int(s.stored.ID), s.Name(), dir}),
-		goptuna.StudyOptionSampler(s.spec.independentSampler(samplerSeed)),
-		goptuna.StudyOptionLogger(nil),
-	}
-	gs, err := goptuna.LoadStudy(s.Name(), opts...)
-	if err != nil {
-		return nil, err
-	}
-	t.gs, t.adapter = gs, adapter
-	pruner, err := s.spec.pruner()
-	if err != nil {
-		return nil, err
-	}
-	if pruner != nil {
-		if t.pruning, err = goptuna.LoadStudy(s.Name(), goptuna.StudyOptionStorage(bound{adapter, int(s.stored.ID), s.Name(), dir}),
-			goptuna.StudyOptionPruner(pruner), goptuna.StudyOptionLogger(nil)); err != nil {
-			return nil, err
-		}
-	}
+	t.gs.Sampler = s.spec.independentSampler(samplerSeed)
 	if raw, ok := stored.SystemAttrs[storage.FixedParamsAttr]; ok {
 		// An enqueued trial, or a retry: the values it must run with.
 		if err := json.Unmarshal([]byte(raw), &t.fixed); err != nil {
@@ -279,7 +264,7 @@ func (s *Study) prepare(ctx context.Context, c askConfig, stored *storage.Trial)
 		}
 	} else if s.spec.samplerName() == SamplerCMAES {
 		rel := s.cma.get(s.spec.Search.Seed, stored.Number)
-		b := bound{view, int(s.stored.ID), s.Name(), dir}
+		b := view.(bound)
 		if t.rel, t.relSpace, err = relativeParams(b, s.stored.Direction == storage.Maximize, rel, t.frozen()); err != nil {
 			return nil, fmt.Errorf("relative sampler: %w", err)
 		}
@@ -308,6 +293,80 @@ func (s *Study) prepare(ctx context.Context, c askConfig, stored *storage.Trial)
 			return nil, fromStorage(err)
 		}
 	}
+	return t, nil
+}
+
+// attach gives the trial t, leased under t.worker, its views of the study
+// for sampling and pruning.
+func (s *Study) attach(t *Trial, stored *storage.Trial) error {
+	adapter := s.adapter.With(t.ctx, t.worker)
+	dir := s.stored.Direction.Goptuna()
+	gs, err := goptuna.LoadStudy(s.Name(), goptuna.StudyOptionStorage(bound{adapter, int(s.stored.ID), s.Name(), dir}),
+		goptuna.StudyOptionLogger(nil))
+	if err != nil {
+		return err
+	}
+	t.gs, t.adapter = gs, adapter
+	pruner, err := s.spec.pruner()
+	if err != nil {
+		return err
+	}
+	if pruner != nil {
+		if t.pruning, err = goptuna.LoadStudy(s.Name(), goptuna.StudyOptionStorage(bound{adapter, int(s.stored.ID), s.Name(), dir}),
+			goptuna.StudyOptionPruner(pruner), goptuna.StudyOptionLogger(nil)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Leased returns a handle on the trial numbered number, running under the
+// lease of worker: the trial an Ask under AskOptions.Worker leased, taken
+// up again by another process (a replica of the HTTP service, for
+// example). Its parameters, seed and configuration are those recorded; it
+// has no heartbeat goroutine (Report and Heartbeat renew the lease). Every
+// write of the handle is fenced by the lease: ErrLeaseLost once the trial
+// is no longer running under worker, and so is Leased's error then.
+// ErrNotFound if the study has no such trial.
+func (s *Study) Leased(ctx context.Context, number int, worker string) (*Trial, error) {
+	stored, err := s.st.TrialByNumber(ctx, s.stored.ID, number)
+	if err != nil {
+		return nil, fmt.Errorf("read trial %d of study %q: %w", number, s.Name(), fromStorage(err))
+	}
+	if stored.State != storage.Running || stored.Worker != worker {
+		return nil, fmt.Errorf("%w: trial %d of study %q is %s, not running under that lease", ErrLeaseLost, number, s.Name(), stored.State)
+	}
+	params, err := s.spec.TrialParams(stored)
+	if err != nil {
+		return nil, err
+	}
+	tctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	t := &Trial{Number: stored.Number, Spec: s.spec, Params: params, Attrs: map[string]string{},
+		study: s, id: stored.ID, worker: worker, last: math.NaN(), spaces: map[string]Param{},
+		ctx: tctx, cancel: cancel, manual: true, renewed: stored.HeartbeatAt}
+	for step := range stored.Intermediate {
+		if v := stored.Intermediate[step]; step >= t.lastStep {
+			t.last, t.lastStep = v, step
+		}
+	}
+	if err := s.attach(t, stored); err != nil {
+		cancel(err)
+		return nil, err
+	}
+	for name := range params {
+		if p, ok := s.spec.Space[name]; ok {
+			t.spaces[name] = p
+		}
+	}
+	if t.Config, err = s.spec.trialConfig(params); err != nil {
+		cancel(err)
+		return nil, err
+	}
+	t.Baseline = stored.SystemAttrs[BaselineAttr] == "true"
+	if seed, err := strconv.ParseInt(stored.SystemAttrs[SeedAttr], 10, 64); err == nil {
+		t.Seed = seed
+	}
+	t.Config.Seed = t.Seed
 	return t, nil
 }
 
@@ -408,6 +467,8 @@ type Trial struct {
 	ctx      context.Context
 	cancel   context.CancelCauseFunc
 	manual   bool // the caller renews the lease
+	renewed  time.Time
+	lastStep int
 
 	mu      sync.Mutex
 	last    float64
@@ -463,10 +524,28 @@ func (t *Trial) Heartbeat(ctx context.Context) error {
 	if err := t.check(); err != nil {
 		return err
 	}
-	if err := t.study.st.Heartbeat(ctx, t.id, t.worker); err != nil {
+	return t.renew(ctx)
+}
+
+// renew renews the lease and records when, on the database's clock.
+func (t *Trial) renew(ctx context.Context) error {
+	at, err := t.study.st.Renew(ctx, t.id, t.worker)
+	if err != nil {
 		return fmt.Errorf("renew the lease of trial %d: %w", t.Number, fromStorage(err))
 	}
+	t.mu.Lock()
+	t.renewed = at
+	t.mu.Unlock()
 	return nil
+}
+
+// Renewed returns when the trial's lease was last renewed by this handle,
+// on the database's clock: it runs out a lease's length later unless
+// renewed again.
+func (t *Trial) Renewed() time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.renewed
 }
 
 // check returns ErrTrialFinished once the trial was told.
@@ -492,15 +571,17 @@ func (t *Trial) Report(ctx context.Context, step int, value float64) error {
 		return err
 	}
 	t.mu.Lock()
-	t.last = value
+	if step >= t.lastStep {
+		t.last, t.lastStep = value, step
+	}
 	t.mu.Unlock()
 	st := t.study.st
 	if err := st.Report(ctx, t.id, t.worker, step, value); err != nil {
 		return fmt.Errorf("report step %d of trial %d: %w", step, t.Number, fromStorage(err))
 	}
 	if t.manual {
-		if err := st.Heartbeat(ctx, t.id, t.worker); err != nil {
-			return fmt.Errorf("renew the lease of trial %d: %w", t.Number, fromStorage(err))
+		if err := t.renew(ctx); err != nil {
+			return err
 		}
 	}
 	if t.pruning == nil {

@@ -91,40 +91,97 @@ func (b *builtin) run(ctx context.Context, t *Trial) (float64, error) {
 	if b.err != nil {
 		return math.NaN(), b.err
 	}
-	start := time.Now()
-	minimize := b.spec.Direction() == Minimize
-	cfg := t.Config
-	cfg.BestByLoss = minimize
+	t.Config = b.spec.runConfig(t.Config, t.Baseline)
+	r := BuiltinRun{Config: t.Config, Report: t.Report, Attrs: t.Attrs,
+		OnEpoch: func(e objective.EpochReport) {
+			b.metrics.Epoch(b.study, t.slot, e.Epoch, e.TrainLoss, e.ValAcc, e.AscentFraction, time.Duration(e.Seconds*float64(time.Second)))
+		}}
+	var fk *forker
+	if b.spec.Forking() {
+		fk = newForker(t, b.data, b.logger)
+	}
+	return b.spec.runBuiltin(ctx, b.data, r, fk)
+}
+
+// runConfig is the configuration the built-in trainer runs a trial's cfg
+// with: the best epoch by the study's objective, and its test figures
+// kept where the study or the baseline needs them.
+func (s *Spec) runConfig(cfg objective.Config, baseline bool) objective.Config {
+	cfg.BestByLoss = s.Direction() == Minimize
 	// The test figures of the run stopped at its best epoch: the answer
 	// to "did flooding beat early stopping?" for the baseline, and the
 	// chosen model's for a study that values the best epoch.
-	cfg.TestAtBest = t.Baseline || b.spec.Search.EpochValue == EpochBest
-	t.Config = cfg
+	cfg.TestAtBest = baseline || s.Search.EpochValue == EpochBest
+	return cfg
+}
+
+// BuiltinRun is a trial for RunBuiltin: one leased somewhere else than in
+// Optimize (through the HTTP service, for example).
+type BuiltinRun struct {
+	// Config is the trial's configuration, its seed included (what Ask
+	// gives a built-in trainer's trial in Trial.Config).
+	Config objective.Config
+	// Baseline is set for the study's plain-training trial: its test
+	// figures at the best epoch are recorded.
+	Baseline bool
+	// Report records the value of an epoch, and returns ErrPruned to stop
+	// the run (Trial.Report's contract).
+	Report func(ctx context.Context, epoch int, value float64) error
+	// Attrs receives the run's user attributes (curves, test figures,
+	// epochs trained); nil: not recorded.
+	Attrs map[string]string
+	// OnEpoch, if set, sees every epoch's report.
+	OnEpoch func(objective.EpochReport)
+}
+
+// RunBuiltin trains a trial of the spec's built-in trainer on data (see
+// LoadData) as Optimize's workers do, reporting every epoch, with the
+// spec's early stopping, and returns the trial's value. It does not fork
+// from the study's checkpoints: those live in the storage, which a remote
+// worker does not reach. ErrPruned when Report said to stop; then Attrs
+// hold what the run had.
+func (s *Spec) RunBuiltin(ctx context.Context, data *objective.Data, r BuiltinRun) (float64, error) {
+	if r.Report == nil {
+		return math.NaN(), errors.New("search: RunBuiltin needs a Report function")
+	}
+	r.Config = s.runConfig(r.Config, r.Baseline)
+	return s.runBuiltin(ctx, data, r, nil)
+}
+
+// runBuiltin runs r on data; with fk, from the study's checkpoints and
+// keeping its own.
+func (s *Spec) runBuiltin(ctx context.Context, data *objective.Data, r BuiltinRun, fk *forker) (float64, error) {
+	start := time.Now()
+	minimize := s.Direction() == Minimize
+	attrs := r.Attrs
+	if attrs == nil {
+		attrs = map[string]string{}
+	}
 	value := func(e objective.EpochReport) float64 {
 		if minimize {
 			return e.ValLoss
 		}
 		return e.ValAcc
 	}
-	stop := newStopper(b.spec.Search.EarlyStopping, minimize)
+	stop := newStopper(s.Search.EarlyStopping, minimize)
 	var elapsed []float64
 	report := func(e objective.EpochReport) error {
 		elapsed = append(elapsed, time.Since(start).Seconds())
-		if err := t.Report(ctx, e.Epoch, value(e)); err != nil {
+		if err := r.Report(ctx, e.Epoch, value(e)); err != nil {
 			return err
 		}
 		if stop.stop(value(e), e.AscentFraction) {
-			t.Attrs[StoppedAtEpochAttr] = strconv.Itoa(e.Epoch)
+			attrs[StoppedAtEpochAttr] = strconv.Itoa(e.Epoch)
 			return objective.StopRun
 		}
 		return nil
 	}
 
+	cfg := r.Config
 	run := cfg
 	var opts objective.RunOptions
-	if b.spec.Forking() {
-		fk := newForker(t, b.data, b.logger)
-		cp, from, err := fk.from(ctx, b.data, func() *stopper { return newStopper(b.spec.Search.EarlyStopping, minimize) })
+	if fk != nil {
+		cp, from, err := fk.from(ctx, data, func() *stopper { return newStopper(s.Search.EarlyStopping, minimize) })
 		if err != nil {
 			return math.NaN(), err
 		}
@@ -144,54 +201,56 @@ func (b *builtin) run(ctx context.Context, t *Trial) (float64, error) {
 				}
 			}
 			opts.From = cp
-			t.Attrs[ForkedFromEpochAttr] = strconv.Itoa(cp.Epoch)
-			t.Attrs[ForkedFromTrialAttr] = strconv.Itoa(from)
+			attrs[ForkedFromEpochAttr] = strconv.Itoa(cp.Epoch)
+			attrs[ForkedFromTrialAttr] = strconv.Itoa(from)
 		}
 		opts.OnCheckpoint = func(cp *objective.Checkpoint) error { return fk.keep(ctx, cp) }
 	}
 	opts.OnEpoch = func(e objective.EpochReport) error {
-		b.metrics.Epoch(b.study, t.slot, e.Epoch, e.TrainLoss, e.ValAcc, e.AscentFraction, time.Duration(e.Seconds*float64(time.Second)))
+		if r.OnEpoch != nil {
+			r.OnEpoch(e)
+		}
 		return report(e)
 	}
-	res, err := objective.TrainWith(ctx, b.data, run, opts)
+	res, err := objective.TrainWith(ctx, data, run, opts)
 	if res != nil {
 		curves := map[string]func(objective.EpochReport) float64{
 			TrainLossCurveAttr: func(e objective.EpochReport) float64 { return e.TrainLoss },
 			ValLossCurveAttr:   func(e objective.EpochReport) float64 { return e.ValLoss },
 		}
-		if t.Config.TestCurve {
+		if cfg.TestCurve {
 			curves[TestLossCurveAttr] = func(e objective.EpochReport) float64 { return e.TestLoss }
 			curves[TestAccCurveAttr] = func(e objective.EpochReport) float64 { return e.TestAcc }
 		}
 		for name, f := range curves {
-			t.Attrs[name] = FormatCurve(res.History, f)
+			attrs[name] = FormatCurve(res.History, f)
 		}
-		t.Attrs[ElapsedCurveAttr] = formatFloats(elapsed)
+		attrs[ElapsedCurveAttr] = formatFloats(elapsed)
 		if res.BestEpoch > 0 {
-			t.Attrs[BestEpochAttr] = strconv.Itoa(res.BestEpoch)
-			t.Attrs["best_val_acc"] = strconv.FormatFloat(res.BestValAcc, 'g', -1, 64)
-			t.Attrs["best_val_loss"] = strconv.FormatFloat(res.BestValLoss, 'g', -1, 64)
+			attrs[BestEpochAttr] = strconv.Itoa(res.BestEpoch)
+			attrs["best_val_acc"] = strconv.FormatFloat(res.BestValAcc, 'g', -1, 64)
+			attrs["best_val_loss"] = strconv.FormatFloat(res.BestValLoss, 'g', -1, 64)
 			if res.BestTested {
-				t.Attrs[BestTestAccAttr] = strconv.FormatFloat(res.BestTestAcc, 'g', -1, 64)
-				t.Attrs["best_test_loss"] = strconv.FormatFloat(res.BestTestLoss, 'g', -1, 64)
+				attrs[BestTestAccAttr] = strconv.FormatFloat(res.BestTestAcc, 'g', -1, 64)
+				attrs["best_test_loss"] = strconv.FormatFloat(res.BestTestLoss, 'g', -1, 64)
 			}
 		}
 		trained := res.Epochs
 		if opts.From != nil {
 			trained -= opts.From.Epoch
 		}
-		t.Attrs["ascent_fraction"] = strconv.FormatFloat(res.AscentFraction, 'g', -1, 64)
-		t.Attrs["epochs"] = strconv.Itoa(res.Epochs)
-		t.Attrs[TrainedEpochsAttr] = strconv.Itoa(max(trained, 0))
-		t.Attrs["seconds"] = strconv.FormatFloat(time.Since(start).Seconds(), 'g', 6, 64)
+		attrs["ascent_fraction"] = strconv.FormatFloat(res.AscentFraction, 'g', -1, 64)
+		attrs["epochs"] = strconv.Itoa(res.Epochs)
+		attrs[TrainedEpochsAttr] = strconv.Itoa(max(trained, 0))
+		attrs["seconds"] = strconv.FormatFloat(time.Since(start).Seconds(), 'g', 6, 64)
 	}
 	if err != nil {
 		return math.NaN(), err
 	}
 	for k, v := range map[string]float64{"test_acc": res.TestAcc, "test_loss": res.TestLoss, "train_loss": res.TrainLoss, "train_acc": res.TrainAcc, "val_loss": res.ValLoss, "val_acc": res.ValAcc} {
-		t.Attrs[k] = strconv.FormatFloat(v, 'g', -1, 64)
+		attrs[k] = strconv.FormatFloat(v, 'g', -1, 64)
 	}
-	return b.spec.epochValue(res), nil
+	return s.epochValue(res), nil
 }
 
 // formatFloats writes xs as a JSON array, six significant digits each;

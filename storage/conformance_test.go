@@ -504,6 +504,27 @@ var storeTests = []conformanceTest{
 		_, err := e.st.TrialByNumber(ctx, a.ID, 3)
 		wantErr(t, "TrialByNumber past the last", err, storage.ErrNotFound)
 	}},
+	{"Renew renews a lease on the database's clock and refuses another worker", func(t *testing.T, e *env) {
+		ctx := t.Context()
+		st := newStudy(t, e.st, storage.NewStudy{})
+		tr := newTrial(t, e.st, st.ID, running("w1"))
+		at, err := e.st.Renew(ctx, tr.ID, "w1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := getTrial(t, e.st, tr.ID); !got.HeartbeatAt.Equal(at) || at.Before(tr.HeartbeatAt) {
+			t.Errorf("Renew returned %v; the trial's heartbeat is %v, its first %v", at, got.HeartbeatAt, tr.HeartbeatAt)
+		}
+		_, err = e.st.Renew(ctx, tr.ID, "w2")
+		wantErr(t, "Renew by another worker", err, storage.ErrLeaseLost)
+		_, err = e.st.Renew(ctx, 987654, "w1")
+		wantErr(t, "Renew of no trial", err, storage.ErrNotFound)
+		if err := e.st.Finish(ctx, tr.ID, "w1", storage.Complete, 1); err != nil {
+			t.Fatal(err)
+		}
+		_, err = e.st.Renew(ctx, tr.ID, "w1")
+		wantErr(t, "Renew of a complete trial", err, storage.ErrLeaseLost)
+	}},
 	{"a waiting trial is claimed by one worker", func(t *testing.T, e *env) {
 		ctx := t.Context()
 		st := newStudy(t, e.st, storage.NewStudy{})

@@ -286,6 +286,22 @@ func (s *Store) Heartbeat(ctx context.Context, trialID int64, worker string) err
 		s.d.q(`UPDATE trials SET heartbeat_at = %[1]s WHERE `+fence))
 }
 
+// Renew renews worker's lease on a running trial, as Heartbeat does, and
+// returns the time of the renewal on the database's clock: the lease runs
+// out a grace period after it (see Reap).
+func (s *Store) Renew(ctx context.Context, trialID int64, worker string) (time.Time, error) {
+	var at nullTime
+	err := s.retry(ctx, fmt.Sprintf("renew the lease of trial id %d", trialID), func(ctx context.Context) error {
+		err := s.db.QueryRowContext(ctx, s.d.q(`UPDATE trials SET heartbeat_at = %[1]s WHERE `+fence+` RETURNING heartbeat_at`),
+			trialID, worker).Scan(&at)
+		if errors.Is(err, sql.ErrNoRows) {
+			return s.leaseError(ctx, s.db, trialID, worker)
+		}
+		return err
+	})
+	return at.T, err
+}
+
 // SetParam records a parameter of a running trial.
 func (s *Store) SetParam(ctx context.Context, trialID int64, worker, name string, p Param) error {
 	if !json.Valid(p.Distribution) {
