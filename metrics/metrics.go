@@ -176,3 +176,45 @@ func (m *Metrics) Sampled(sampler string, took time.Duration) {
 	}
 	m.sampler.WithLabelValues(sampler).Observe(took.Seconds())
 }
+
+// API counts and times the requests to the HTTP API.
+type API struct {
+	requests *prometheus.CounterVec
+	seconds  *prometheus.HistogramVec
+}
+
+// NewAPI registers the HTTP API's request metrics in reg.
+func NewAPI(reg prometheus.Registerer) (*API, error) {
+	m := &API{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "floodtune_api_requests_total",
+			Help: "Requests to the HTTP API, by route, method and status code.",
+		}, []string{"route", "method", "code"}),
+		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "floodtune_api_request_duration_seconds",
+			Help:    "Time to answer a request to the HTTP API, by route.",
+			Buckets: []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
+		}, []string{"route"}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.seconds} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register the API's request metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// ObserveRequest records a request to route (a bounded name: the API's
+// routes), by method and status; a nil *API records nothing.
+func (m *API) ObserveRequest(route, method string, status int, d time.Duration) {
+	if m == nil {
+		return
+	}
+	switch method {
+	case "GET", "HEAD", "POST", "DELETE":
+	default:
+		method = "other"
+	}
+	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+	m.seconds.WithLabelValues(route).Observe(d.Seconds())
+}

@@ -155,7 +155,7 @@ func Prepare(study Study, trials []*storage.Trial) (*Data, error) {
 	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Number < sorted[j].Number })
 
 	d := &Data{Study: study, Best: -1, Baseline: -1, BestTrial: -1, BaselineTrial: -1, Counts: map[storage.State]int{}}
-	baseline := findBaseline(sorted)
+	baseline := search.FindBaseline(sorted)
 	if baseline != nil {
 		d.BaselineTrial = baseline.Number
 	}
@@ -323,27 +323,6 @@ func curvePoints(t *storage.Trial) []EpochValue {
 	}
 	sort.Slice(pts, func(i, j int) bool { return pts[i].Epoch < pts[j].Epoch })
 	return pts
-}
-
-// findBaseline returns the plain-training trial, following retries to the
-// trial that finally ran it; nil when there is none.
-func findBaseline(trials []*storage.Trial) *storage.Trial {
-	byID := make(map[int64]*storage.Trial, len(trials))
-	var base *storage.Trial
-	for _, t := range trials {
-		byID[t.ID] = t
-		if base == nil && t.SystemAttrs[baselineAttr] == "true" {
-			base = t
-		}
-	}
-	for seen := 0; base != nil && base.RetriedBy != 0 && seen < len(trials); seen++ {
-		next := byID[base.RetriedBy]
-		if next == nil {
-			break
-		}
-		base = next
-	}
-	return base
 }
 
 // describeCounts says how many trials are in each state, for an error.

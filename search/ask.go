@@ -282,6 +282,7 @@ func (s *Study) prepare(ctx context.Context, c askConfig, stored *storage.Trial)
 		return nil, err
 	}
 	t.Baseline = stored.SystemAttrs[BaselineAttr] == "true"
+	t.Attempt = stored.Attempt
 	t.Seed = s.spec.trialSeed(stored.Number, t.Params)
 	cfg.Seed = t.Seed
 	t.Config = cfg
@@ -363,6 +364,7 @@ func (s *Study) Leased(ctx context.Context, number int, worker string) (*Trial, 
 		return nil, err
 	}
 	t.Baseline = stored.SystemAttrs[BaselineAttr] == "true"
+	t.Attempt = stored.Attempt
 	if seed, err := strconv.ParseInt(stored.SystemAttrs[SeedAttr], 10, 64); err == nil {
 		t.Seed = seed
 	}
@@ -453,6 +455,8 @@ type Trial struct {
 	// Baseline is set on the plain-training trial Create enqueued first
 	// (and on its retries).
 	Baseline bool
+	// Attempt is 0 for a trial's first run, n for its n-th retry.
+	Attempt int
 
 	study    *Study
 	id       int64
@@ -666,6 +670,12 @@ func (t *Trial) Prune(ctx context.Context) error {
 	return t.end(ctx, storage.Pruned, last, "")
 }
 
+// PruneAt ends the trial as pruned, at value (the objective's value when
+// it stopped; Prune takes the value reported last).
+func (t *Trial) PruneAt(ctx context.Context, value float64) error {
+	return t.end(ctx, storage.Pruned, value, "")
+}
+
 // Fail ends the trial as failed, with reason as its fail_reason. A failed
 // trial counts toward the budget and is not retried.
 func (t *Trial) Fail(ctx context.Context, reason error) error {
@@ -681,6 +691,13 @@ func (t *Trial) Fail(ctx context.Context, reason error) error {
 // budget. It is what a worker that stops does with the trials it holds.
 func (t *Trial) Release(ctx context.Context) error {
 	_, err := t.release(ctx, "given back by its worker")
+	return err
+}
+
+// ReleaseWith gives the trial back, as Release does, with reason as the
+// failed trial's fail_reason.
+func (t *Trial) ReleaseWith(ctx context.Context, reason string) error {
+	_, err := t.release(ctx, reason)
 	return err
 }
 

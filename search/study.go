@@ -376,6 +376,46 @@ func (s *Study) Best(ctx context.Context) (*TrialRecord, error) {
 	return &r, nil
 }
 
+// Baseline reads the study's plain-training trial, the retry that ran it
+// last when it was retried; ErrNotFound when the study has none.
+func (s *Study) Baseline(ctx context.Context) (*TrialRecord, error) {
+	ts, err := s.st.Trials(ctx, s.stored.ID)
+	if err != nil {
+		return nil, fmt.Errorf("read the trials of study %q: %w", s.Name(), err)
+	}
+	base := FindBaseline(ts)
+	if base == nil {
+		return nil, fmt.Errorf("the baseline of study %q: %w", s.Name(), ErrNotFound)
+	}
+	r, err := s.record(ctx, base, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// FindBaseline returns the plain-training baseline trial among a study's
+// trials, following retries to the trial that ran it last; nil when there
+// is none.
+func FindBaseline(trials []*storage.Trial) *storage.Trial {
+	byID := make(map[int64]*storage.Trial, len(trials))
+	var base *storage.Trial
+	for _, t := range trials {
+		byID[t.ID] = t
+		if base == nil && t.SystemAttrs[BaselineAttr] == "true" {
+			base = t
+		}
+	}
+	for seen := 0; base != nil && base.RetriedBy != 0 && seen < len(trials); seen++ {
+		next := byID[base.RetriedBy]
+		if next == nil {
+			break
+		}
+		base = next
+	}
+	return base
+}
+
 // BestParams returns the parameters of the best complete trial, decoded
 // (see TrialRecord.Params); ErrNotFound while no trial is complete.
 func (s *Study) BestParams(ctx context.Context) (map[string]any, error) {

@@ -323,6 +323,9 @@ var checkpointTests = []conformanceTest{
 		ctx := t.Context()
 		s := newStudy(t, e.st, storage.NewStudy{})
 		put(t, e.st, s.ID, "a", 1, "", filled(10, 1), 1000, true)
+		if ran, err := e.st.Migrate(ctx, storage.Down, 2); err != nil || len(ran) != 1 || ran[0].Version != 3 {
+			t.Fatalf("Migrate(Down, 2) = %v, %v; want 003_tokens only", ran, err)
+		}
 		ran, err := e.st.Migrate(ctx, storage.Down, 1)
 		if err != nil || len(ran) != 1 || ran[0].Version != 2 || ran[0].Name != "checkpoints" {
 			t.Fatalf("Migrate(Down, 1) = %v, %v; want 002_checkpoints only", ran, err)
@@ -333,8 +336,8 @@ var checkpointTests = []conformanceTest{
 		if _, err := e.st.Study(ctx, s.ID); err != nil {
 			t.Errorf("the study is gone with 002_checkpoints: %v", err)
 		}
-		if ran, err := e.st.Migrate(ctx, storage.Up, 0); err != nil || len(ran) != 1 || ran[0].Version != 2 {
-			t.Fatalf("Migrate(Up, 0) = %v, %v; want 002_checkpoints only", ran, err)
+		if ran, err := e.st.Migrate(ctx, storage.Up, 2); err != nil || len(ran) != 1 || ran[0].Version != 2 {
+			t.Fatalf("Migrate(Up, 2) = %v, %v; want 002_checkpoints only", ran, err)
 		}
 		wantUsage(t, e.st, s.ID, 0, 0)
 		put(t, e.st, s.ID, "a", 1, "", filled(10, 2), 1000, true)

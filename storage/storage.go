@@ -573,6 +573,16 @@ func (s *Store) Close() error {
 // URL returns the store's URL with any password replaced by "xxxxx".
 func (s *Store) URL() string { return s.url }
 
+// Ping reports whether the database answers a query now, without
+// retrying: what a readiness probe asks.
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	if err := s.db.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
+		return fmt.Errorf("ping %s: %w", s.url, err)
+	}
+	return nil
+}
+
 // Dialect returns "postgres" or "sqlite".
 func (s *Store) Dialect() string { return s.d.name }
 

@@ -49,12 +49,13 @@ func TestMigrateRoundTrip(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"migrate"}, "applied 001_init\napplied 002_checkpoints\n"},
+		{[]string{"migrate"}, "applied 001_init\napplied 002_checkpoints\napplied 003_tokens\n"},
 		{[]string{"migrate", "up"}, "nothing to up"},
-		{[]string{"migrate", "down", "--yes"}, "reverted 002_checkpoints\n"}, // one step down
+		{[]string{"migrate", "down", "--yes"}, "reverted 003_tokens\n"}, // one step down
+		{[]string{"migrate", "down", "--yes"}, "reverted 002_checkpoints\n"},
 		{[]string{"migrate", "down", "--yes"}, "reverted 001_init\n"},
 		{[]string{"migrate", "down"}, "nothing to down"}, // nothing to destroy: nothing to confirm
-		{[]string{"migrate", "up"}, "applied 001_init\napplied 002_checkpoints\n"},
+		{[]string{"migrate", "up"}, "applied 001_init\napplied 002_checkpoints\napplied 003_tokens\n"},
 	} {
 		code, out, errOut := runCLI(t, append(step.args, "--storage", url)...)
 		if code != 0 || !strings.Contains(out, step.want) {

@@ -192,27 +192,6 @@ func attrFloat(t *storage.Trial, key string) (float64, bool) {
 	return v, true
 }
 
-// findBaseline returns the study's plain-training baseline trial, following
-// retries to the trial that finally ran it; nil when there is none.
-func findBaseline(trials []*storage.Trial) *storage.Trial {
-	byID := make(map[int64]*storage.Trial, len(trials))
-	var base *storage.Trial
-	for _, t := range trials {
-		byID[t.ID] = t
-		if base == nil && t.SystemAttrs[search.BaselineAttr] == "true" {
-			base = t
-		}
-	}
-	for seen := 0; base != nil && base.RetriedBy != 0 && seen < len(trials); seen++ {
-		next := byID[base.RetriedBy]
-		if next == nil {
-			break
-		}
-		base = next
-	}
-	return base
-}
-
 // writeSummary prints what `study show` shows: the trials by state, the
 // best trial and, beside it, the plain-training baseline.
 func writeSummary(ctx context.Context, w io.Writer, st *storage.Store, study *storage.Study) error {
@@ -268,7 +247,7 @@ func writeSummary(ctx context.Context, w io.Writer, st *storage.Store, study *st
 		}
 	}
 
-	base := findBaseline(trials)
+	base := search.FindBaseline(trials)
 	switch {
 	case base == nil:
 		fmt.Fprintln(w, "baseline: none (the study was created without the plain-training trial)")

@@ -45,6 +45,6 @@ Start with one training run:
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return badInput(err) })
 	root.PersistentFlags().String("storage", storage.DefaultURL, "where studies live: postgres://user@host/db, postgresql://..., or sqlite:PATH (env FLOODTUNE_STORAGE)")
-	root.AddCommand(newTrainCmd(), newMigrateCmd(), newVersionCmd(), newStudyCmd(), newTrialCmd(), newServeCmd(), newDatasetCmd())
+	root.AddCommand(newTrainCmd(), newMigrateCmd(), newVersionCmd(), newStudyCmd(), newTrialCmd(), newServeCmd(), newDatasetCmd(), newTokenCmd())
 	return root
 }

@@ -5,10 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
+	"time"
+
+	"github.com/floodtune/floodtune/api"
 
 	"github.com/floodtune/floodtune/metrics"
 	"github.com/floodtune/floodtune/search"
@@ -124,42 +131,172 @@ func serveMetrics(ctx context.Context, addr string, st *storage.Store, worker bo
 }
 
 func newServeCmd() *cobra.Command {
-	var addr string
+	var o serveOptions
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Export every study of a storage as Prometheus metrics, without training",
-		Long: `serve exports the studies of the storage (--storage or FLOODTUNE_STORAGE) on
---metrics-addr: trials by state, best value and its flood level, budget, and
-trials reaped after their worker died, read from the storage at every scrape.
-Run it next to the database for a Prometheus that watches every worker on
-every machine; the workers' own figures (epochs, losses, durations) come from
-each study optimize's --metrics-addr. It runs until Ctrl-C.
+		Short: "Serve the search over HTTP (ask/tell for workers in any language) and export every study as Prometheus metrics",
+		Long: `serve runs floodtune's HTTP/JSON API on --addr over the storage (--storage or
+FLOODTUNE_STORAGE): training code in any language (a 20-line Python script,
+see clients/python) asks for a trial, trains it with the flood level and the
+other parameters it is given, reports each epoch and tells the outcome,
+without the database's credentials. The service keeps the guarantees of
+floodtune's own workers: leases on the database's clock, trials whose worker
+stopped renewing its lease for --lease failed and retried, late writes
+refused, the budget exact. It holds nothing in memory between requests, so
+several replicas may serve one PostgreSQL storage.
 
-The metrics have no authentication and no encryption: on an address other
-than loopback (0.0.0.0:9464, :9464, a LAN address) anyone who reaches the
-port reads every study's name and progress, and serve says so with a warning
-on stderr. Keep such a port behind a firewall or an authenticating proxy.`,
-		Example: `  floodtune serve --storage postgres://floodtune@db/floodtune --metrics-addr 0.0.0.0:9464`,
-		Args:    noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if addr == "" {
-				return badInput(errors.New("--metrics-addr: serve needs an address"))
-			}
-			if err := checkAddr(addr); err != nil {
-				return err
-			}
-			st, err := openStorage(cmd, storage.MustExist())
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			_, done := serveMetrics(cmd.Context(), addr, st, false, cmd.ErrOrStderr())
-			if err := <-done; err != nil {
-				return err
-			}
-			return nil
-		},
+Every request but /healthz and /readyz needs a bearer token, made with
+floodtune token create: admin (everything), read (every study, its trials,
+/metrics) or worker (one study's trials). The API is described by
+/v1/openapi.yaml.
+
+Security: by default serve listens on loopback only. Beyond loopback it
+refuses to serve plain HTTP, whose tokens anyone on the path can read, unless
+--insecure says a TLS-terminating proxy or a private network guards it: give
+--tls-cert and --tls-key instead.
+
+It also exports the studies on --metrics-addr without authentication (trials
+by state, best value and its flood level, budget, reaped trials; '' turns
+that listener off; the API's /metrics serves the same to read tokens). On an
+address other than loopback anyone who reaches that port reads every study's
+name and progress, and serve says so with a warning on stderr.
+
+It runs until Ctrl-C or SIGTERM, then lets the requests in flight finish.`,
+		Example: `  floodtune token create ci-admin --scope admin --storage postgres://floodtune@db/floodtune
+  floodtune serve --storage postgres://floodtune@db/floodtune
+  floodtune serve --addr 0.0.0.0:8321 --tls-cert server.crt --tls-key server.key --storage postgres://floodtune@db/floodtune
+  curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8321/v1/studies`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runServe(cmd, o) },
 	}
-	metricsFlag(cmd, &addr)
+	f := cmd.Flags()
+	f.StringVar(&o.addr, "addr", api.DefaultAddr, "serve the HTTP API on this host:port ('' turns it off, leaving the metrics only)")
+	f.StringVar(&o.tlsCert, "tls-cert", "", "serve HTTPS with this PEM certificate (chain) file; needs --tls-key")
+	f.StringVar(&o.tlsKey, "tls-key", "", "the PEM private key of --tls-cert")
+	f.BoolVar(&o.insecure, "insecure", false, "serve plain HTTP beyond loopback (only behind a TLS-terminating proxy or on a private network: bearer tokens travel in clear)")
+	f.DurationVar(&o.lease, "lease", search.DefaultLease, "a trial whose client has not reported or sent a heartbeat for this long is failed and retried")
+	f.IntVar(&o.maxRetries, "max-retries", search.DefaultMaxRetries, "how many times a trial whose lease ran out is retried (0: never)")
+	f.Int64Var(&o.maxBody, "max-body", api.DefaultMaxBody, "the largest request body accepted, in bytes")
+	metricsFlag(cmd, &o.metricsAddr)
 	return cmd
+}
+
+type serveOptions struct {
+	addr, metricsAddr, tlsCert, tlsKey string
+	insecure                           bool
+	lease                              time.Duration
+	maxRetries                         int
+	maxBody                            int64
+}
+
+func runServe(cmd *cobra.Command, o serveOptions) error {
+	if o.addr == "" && o.metricsAddr == "" {
+		return badInput(errors.New("--addr and --metrics-addr are both off: serve needs an address"))
+	}
+	if err := checkAddr(o.metricsAddr); err != nil {
+		return err
+	}
+	if err := checkAddr(o.addr); err != nil {
+		return badInput(errors.New(strings.Replace(err.Error(), "--metrics-addr", "--addr", 1)))
+	}
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		return badInput(errors.New("--tls-cert and --tls-key go together: HTTPS needs the certificate and its key"))
+	}
+	for _, f := range []struct{ flag, path string }{{"--tls-cert", o.tlsCert}, {"--tls-key", o.tlsKey}} {
+		if f.path == "" {
+			continue
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			return badInput(fmt.Errorf("%s %s: %w", f.flag, f.path, errors.Unwrap(err)))
+		}
+	}
+	if o.addr != "" && o.tlsCert == "" && !o.insecure && !loopbackAddr(o.addr) {
+		return badInput(fmt.Errorf("--addr %s is not loopback: serving plain HTTP there shows every bearer token to the network; give --tls-cert and --tls-key, or --insecure when a TLS-terminating proxy or a private network guards the port", o.addr))
+	}
+	if o.lease < 2*time.Second {
+		return badInput(fmt.Errorf("--lease %v: at least 2s, or clients could not renew their leases in time", o.lease))
+	}
+	if o.maxRetries < 0 {
+		return badInput(fmt.Errorf("--max-retries %d: want 0 or more", o.maxRetries))
+	}
+	if o.maxBody < 1024 {
+		return badInput(fmt.Errorf("--max-body %d: at least 1024 bytes", o.maxBody))
+	}
+	st, err := openStorage(cmd, storage.MustExist())
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	ctx, stop := context.WithCancel(cmd.Context())
+	defer stop()
+	log := cmd.ErrOrStderr()
+	metricsDone := make(<-chan error)
+	if o.metricsAddr != "" {
+		_, metricsDone = serveMetrics(ctx, o.metricsAddr, st, false, log)
+	}
+	if o.addr == "" {
+		return <-metricsDone
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(metrics.NewStudyCollector(search.Stats{Store: st}))
+	requests, err := metrics.NewAPI(reg)
+	if err != nil {
+		return err
+	}
+	retries := o.maxRetries
+	if retries == 0 {
+		retries = -1 // search's "never"
+	}
+	srv := &api.Server{Store: st, Lease: o.lease, MaxRetries: retries, MaxBody: o.maxBody, Gatherer: reg, Requests: requests,
+		Logger: slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	if toks, err := st.Tokens(ctx); err == nil && !slices.ContainsFunc(toks, func(t storage.Token) bool { return t.RevokedAt.IsZero() }) {
+		fmt.Fprintf(log, "floodtune: warning: %s has no valid token, so the API refuses every request but /healthz and /readyz; make one with: floodtune token create NAME --scope admin|read|worker\n", st.URL())
+	}
+	ready := make(chan string, 1)
+	apiDone := make(chan error, 1)
+	go func() {
+		apiDone <- srv.Run(ctx, api.Listen{Addr: o.addr, CertFile: o.tlsCert, KeyFile: o.tlsKey, Ready: ready})
+	}()
+	select {
+	case a := <-ready:
+		scheme := "http"
+		if o.tlsCert != "" {
+			scheme = "https"
+		}
+		fmt.Fprintf(log, "API on %s://%s/v1 (described by /v1/openapi.yaml)\n", scheme, printable(a))
+		if o.tlsCert == "" && !loopback(a) {
+			fmt.Fprintf(log, "floodtune: warning: the API on http://%s serves plain HTTP beyond loopback (--insecure): bearer tokens and trial data travel unencrypted; keep it behind a TLS-terminating proxy or on a private network\n", printable(a))
+		}
+	case err := <-apiDone:
+		if err != nil {
+			return fmt.Errorf("serve the API: %w", err)
+		}
+		return nil
+	}
+	select {
+	case err := <-apiDone:
+		return err
+	case err := <-metricsDone:
+		if err != nil {
+			stop()
+			<-apiDone
+			return err
+		}
+		return <-apiDone
+	}
+}
+
+// loopbackAddr reports whether the host of a host:port flag is loopback
+// (an IP address, or localhost).
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }

@@ -24,7 +24,9 @@ func TestServeExportsTheStudiesOfTheStorage(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, errOut bytes.Buffer
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"serve", "--metrics-addr", addr, "--storage", url}, &out, &errOut) }()
+	go func() {
+		done <- run(ctx, []string{"serve", "--addr", "", "--metrics-addr", addr, "--storage", url}, &out, &errOut)
+	}()
 	var body string
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		resp, err := http.Get("http://" + addr + "/metrics")
@@ -47,12 +49,26 @@ func TestServeExportsTheStudiesOfTheStorage(t *testing.T) {
 	}
 }
 
-func TestServeNeedsAnAddress(t *testing.T) {
+func TestServeRefusesBadAddressesAndPlainHTTPBeyondLoopback(t *testing.T) {
 	t.Parallel()
-	for _, args := range [][]string{{"serve", "--metrics-addr", ""}, {"serve", "--metrics-addr", "nonsense"}} {
-		code, _, errOut := runCLI(t, append(args, "--storage", "sqlite::memory:")...)
-		if code != 2 || !strings.Contains(errOut, "--metrics-addr") {
-			t.Errorf("%v: exit %d, %q", args, code, errOut)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"serve", "--addr", "", "--metrics-addr", ""}, "both off"},
+		{[]string{"serve", "--metrics-addr", "nonsense"}, "--metrics-addr"},
+		{[]string{"serve", "--addr", "nonsense"}, "--addr"},
+		{[]string{"serve", "--addr", "0.0.0.0:8321", "--metrics-addr", ""}, "--tls-cert"},
+		{[]string{"serve", "--addr", "192.0.2.1:8321", "--metrics-addr", ""}, "--insecure"},
+		{[]string{"serve", "--tls-cert", "server.crt", "--metrics-addr", ""}, "go together"},
+		{[]string{"serve", "--tls-cert", "/nonexistent.crt", "--tls-key", "/nonexistent.key", "--metrics-addr", ""}, "/nonexistent.crt"},
+		{[]string{"serve", "--lease", "1s", "--metrics-addr", ""}, "--lease"},
+		{[]string{"serve", "--max-retries", "-1", "--metrics-addr", ""}, "--max-retries"},
+		{[]string{"serve", "--max-body", "10", "--metrics-addr", ""}, "--max-body"},
+	} {
+		code, out, errOut := runCLI(t, append(c.args, "--storage", "sqlite::memory:")...)
+		if code != 2 || !strings.Contains(errOut, c.want) || strings.Contains(errOut, "goroutine") || out != "" {
+			t.Errorf("%v: exit %d, stderr %q, want 2 and %q", c.args, code, errOut, c.want)
 		}
 	}
 }

@@ -27,6 +27,7 @@ func newStudyOptimizeCmd() *cobra.Command {
 	var metricsAddr string
 	var lease, heartbeat, timeout time.Duration
 	var maxTrials int
+	var remote remoteOptions
 	cmd := &cobra.Command{
 		Use:   "optimize NAME [--workers N]",
 		Short: "Run a study's trials until its budget is spent",
@@ -62,10 +63,21 @@ same command to resume.
 
 Each running trial's lease is renewed every --heartbeat (at least 100ms); a
 trial whose worker stops renewing it is retried by any worker once --lease
-has passed (from 1s to 24h, and more than twice --heartbeat).`,
+has passed (from 1s to 24h, and more than twice --heartbeat).
+
+With --server URL the workers take their trials from a floodtune serve
+instead of the database: no database credentials, only a token (the
+environment's FLOODTUNE_TOKEN or --token-file; a worker token of the study
+is enough), and --ca-file for a server whose certificate a private CA
+signed. The server's --lease applies; the workers renew their leases by
+reporting every epoch and with a heartbeat in between. Such workers do not
+start trials from the study's stored checkpoints (they live in the
+database), serve no metrics of their own, and print a line per trial. Ctrl-C
+gives the running trials back, to be run again.`,
 		Example: `  floodtune study optimize noise20
   floodtune study optimize noise20 --workers 4 --storage postgres://floodtune@db/floodtune
-  floodtune study optimize noise20 --max-trials 5 --timeout 30m`,
+  floodtune study optimize noise20 --max-trials 5 --timeout 30m
+  FLOODTUNE_TOKEN=ftk_... floodtune study optimize noise20 --server https://floodtune.example:8321`,
 		Args: exactArgs(1, "the study's name"),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if workers < 1 || workers > maxWorkers {
@@ -83,6 +95,23 @@ has passed (from 1s to 24h, and more than twice --heartbeat).`,
 			if timeout != 0 && (timeout < minTimeout || timeout > maxTimeout) {
 				return badInput(fmt.Errorf("--timeout must be 0 (no limit) or from %s to %s, got %v", shortDuration(minTimeout), shortDuration(maxTimeout), timeout))
 			}
+			if remote.server != "" {
+				for _, f := range []string{"storage", "lease", "heartbeat", "metrics-addr"} {
+					if fl := cmd.Flags().Lookup(f); fl != nil && fl.Changed {
+						return badInput(fmt.Errorf("--%s does not go with --server: the server holds the storage and its leases", f))
+					}
+				}
+				if os.Getenv("FLOODTUNE_STORAGE") != "" {
+					fmt.Fprintln(cmd.ErrOrStderr(), "floodtune: note: FLOODTUNE_STORAGE is set but not used: with --server the trials come from the server")
+				}
+				remote.workers, remote.maxTrials, remote.timeout = workers, maxTrials, timeout
+				return runRemote(cmd, a[0], remote)
+			}
+			for _, f := range []string{"token-file", "ca-file"} {
+				if fl := cmd.Flags().Lookup(f); fl != nil && fl.Changed {
+					return badInput(fmt.Errorf("--%s goes with --server", f))
+				}
+			}
 			return runOptimize(cmd, a[0], search.Options{Workers: workers, Grace: lease, Heartbeat: heartbeat, ReserveThreads: true,
 				MaxTrials: maxTrials, Timeout: timeout}, metricsAddr)
 		},
@@ -93,6 +122,9 @@ has passed (from 1s to 24h, and more than twice --heartbeat).`,
 	cmd.Flags().DurationVar(&heartbeat, "heartbeat", 2*time.Second, "how often a running trial's lease is renewed")
 	cmd.Flags().IntVar(&maxTrials, "max-trials", 0, "start at most this many trials in this process (0: until the study's budget is spent)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 0, "start no trial after this long, and let the running ones finish (0: no limit)")
+	cmd.Flags().StringVar(&remote.server, "server", "", "take the trials from this floodtune serve (http(s)://host:port) instead of the storage")
+	cmd.Flags().StringVar(&remote.tokenFile, "token-file", "", "with --server: read the token from this file (default: $FLOODTUNE_TOKEN)")
+	cmd.Flags().StringVar(&remote.caFile, "ca-file", "", "with --server: trust the server certificates this PEM file's CAs signed")
 	return cmd
 }
 

@@ -1,0 +1,19 @@
+-- Bearer tokens of the HTTP API. A token is "ftk_" + public_id + "_" +
+-- secret: the row is found by its public id, and only the SHA-256 of the
+-- secret is stored (the secret is shown once, when the token is created). A
+-- worker token serves one study and goes with it; the other scopes serve no
+-- study in particular.
+CREATE TABLE api_tokens (
+    id           BIGSERIAL PRIMARY KEY,
+    name         TEXT NOT NULL UNIQUE CHECK (name <> ''),
+    public_id    TEXT NOT NULL UNIQUE CHECK (public_id <> ''),
+    secret_hash  BYTEA NOT NULL CHECK (length(secret_hash) = 32), -- sha256(secret)
+    scope        TEXT NOT NULL CHECK (scope IN ('admin', 'read', 'worker')),
+    study_id     BIGINT REFERENCES studies (id) ON DELETE CASCADE,
+    created_at   TIMESTAMPTZ NOT NULL DEFAULT now(),
+    revoked_at   TIMESTAMPTZ,
+    last_used_at TIMESTAMPTZ,
+    CHECK ((scope = 'worker') = (study_id IS NOT NULL))
+);
+-- For the cascade when a study is deleted.
+CREATE INDEX api_tokens_study ON api_tokens (study_id) WHERE study_id IS NOT NULL;
