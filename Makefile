@@ -11,7 +11,7 @@ TAGS     := $(if $(filter 1,$(OPENBLAS)),openblas,)
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS  := -X main.version=$(VERSION)
 
-.PHONY: all build test test-pipeline test-reliability fuzz vet bench bench-step bench-go bench-storage bench-overhead bench-peer bench-search demo results results-sweeps print-tags clean
+.PHONY: all build test test-python test-pipeline test-reliability fuzz vet bench bench-step bench-go bench-storage bench-overhead bench-peer bench-search bench-service demo results results-sweeps print-tags clean
 
 all: build
 
@@ -33,12 +33,20 @@ vet:
 test: vet
 	scripts/ensure-postgres.sh
 	scripts/ensure-prometheus.sh
+	scripts/ensure-python-torch.sh
 	$(GO) test -tags '$(TAGS)' -count=1 ./...
+	$(MAKE) test-python
 ifeq ($(TAGS),openblas)
 	$(GO) test -count=1 ./flood/ ./objective/ ./cmd/...
 endif
 	$(MAKE) test-pipeline
 	$(MAKE) fuzz FUZZTIME=10s
+
+# The Python client (clients/python), standard library only, against a fake
+# server; the real service with a PyTorch worker is tested in reliability/.
+PYTHON ?= /usr/bin/python3
+test-python:
+	$(PYTHON) -m unittest discover -s clients/python
 
 # examples/pipeline: a module of its own that embeds floodtune as an AutoML
 # pipeline does (its own model and parameters, ask/tell, Optimize).
@@ -61,7 +69,7 @@ test-reliability:
 	$(GO) test -count=1 -v ./reliability/
 
 # Benchmarks print figures; none of them passes or fails on a timing.
-bench: bench-step bench-go bench-storage bench-overhead bench-peer bench-search results
+bench: bench-step bench-go bench-storage bench-overhead bench-service bench-peer bench-search results
 
 bench-step:
 	bench/step.sh
@@ -75,6 +83,15 @@ bench-storage:
 # trials, and its share of a trial that trains TRIAL_SECONDS (default 20).
 bench-overhead:
 	bench/overhead.sh
+
+# Ask/tell throughput of the HTTP API (api.Server and client.Client on
+# loopback) against the Go path (search.Study) on the same PostgreSQL, with
+# 8, 32 and 128 clients and 1,000 trials, the random sampler: trials/s, p50
+# and p99 of ask, tell and report, the ratio (bench/service.sh; flags pass
+# through, e.g. ARGS='-sampler tpe -clients 32'). PostgreSQL:
+# FLOODTUNE_BENCH_DATABASE_URL, else a throw-away server.
+bench-service:
+	bench/service.sh $(ARGS)
 
 bench-go:
 	$(GO) test -tags '$(TAGS)' -run '^$$' -bench . -benchmem ./objective/

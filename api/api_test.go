@@ -320,13 +320,27 @@ func TestAskSaysWhenTheBudgetIsSpent(t *testing.T) {
 	e := newEnv(t)
 	worker := e.createStudy(t, "spent", 1, "none")
 	status, body, _ := e.do(t, "POST", "/v1/studies/spent/ask", worker, `{}`, false)
-	if status != 200 || !strings.Contains(body, `"leased"`) {
+	var asked struct {
+		Trial struct{ Number int } `json:"trial"`
+		Lease struct{ Token string } `json:"lease"`
+	}
+	if status != 200 || json.Unmarshal([]byte(body), &asked) != nil || asked.Lease.Token == "" {
 		t.Fatalf("first ask: %d %s", status, body)
+	}
+	// Spent, but the trial still runs and may yet be retried: wait.
+	status, body, _ = e.do(t, "POST", "/v1/studies/spent/ask", worker, nil, false)
+	if status != 200 || !strings.Contains(body, `"status":"wait"`) || !strings.Contains(body, `"retry_after":`) {
+		t.Errorf("ask while the last trial runs: %d %s", status, body)
+	}
+	status, body, _ = e.do(t, "POST", fmt.Sprintf("/v1/studies/spent/trials/%d/tell", asked.Trial.Number), worker,
+		`{"lease":"`+asked.Lease.Token+`","state":"complete","value":0.5}`, false)
+	if status != 200 {
+		t.Fatalf("tell: %d %s", status, body)
 	}
 	for range 2 {
 		status, body, _ = e.do(t, "POST", "/v1/studies/spent/ask", worker, nil, false)
 		if status != 200 || strings.TrimSpace(body) != `{"status":"exhausted"}` {
-			t.Errorf("ask past the budget: %d %s", status, body)
+			t.Errorf("ask past the budget, every trial ended: %d %s", status, body)
 		}
 	}
 }

@@ -438,16 +438,24 @@ type askedTrial struct {
 }
 
 type askResponse struct {
-	Status string      `json:"status"`
-	Trial  *askedTrial `json:"trial,omitempty"`
-	Lease  *leaseJSON  `json:"lease,omitempty"`
+	Status     string      `json:"status"`
+	Trial      *askedTrial `json:"trial,omitempty"`
+	Lease      *leaseJSON  `json:"lease,omitempty"`
+	RetryAfter float64     `json:"retry_after,omitempty"`
 }
 
 // Answers of ask.
 const (
 	AskLeased    = "leased"
-	AskExhausted = "exhausted"
+	AskExhausted = "exhausted" // the budget is spent and every trial ended
+	AskWait      = "wait"      // the budget is spent, but trials still run and may be retried
 )
+
+// retryAfter is how long a worker told to wait waits before it asks again:
+// a quarter of the lease, from half a second to five.
+func (s *Server) retryAfter() time.Duration {
+	return min(max(s.lease()/4, 500*time.Millisecond), 5*time.Second)
+}
 
 func (s *Server) ask(w http.ResponseWriter, r *http.Request) error {
 	var req askRequest
@@ -473,6 +481,17 @@ func (s *Server) ask(w http.ResponseWriter, r *http.Request) error {
 	t, err := st.Ask(r.Context(), search.AskOptions{Worker: worker, Heartbeat: -1, Lease: s.lease(), MaxRetries: s.MaxRetries})
 	switch {
 	case errors.Is(err, search.ErrBudgetExhausted):
+		// Spent; but a trial still running may yet be reaped and retried,
+		// and a waiting one leased: until none is left, say when to ask
+		// again rather than send the worker home.
+		counts, _, err := st.Counts(r.Context())
+		if err != nil {
+			return err
+		}
+		if counts[storage.Running]+counts[storage.Waiting] > 0 {
+			writeJSON(w, http.StatusOK, askResponse{Status: AskWait, RetryAfter: s.retryAfter().Seconds()})
+			return nil
+		}
 		writeJSON(w, http.StatusOK, askResponse{Status: AskExhausted})
 		return nil
 	case errors.Is(err, search.ErrProposalFailed):

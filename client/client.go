@@ -387,14 +387,32 @@ type leaseJSON struct {
 }
 
 // Ask leases a trial of the study for a worker called worker (may be "");
-// ErrExhausted when the budget is spent.
+// ErrExhausted when the budget is spent and every trial has ended. While the
+// budget is spent but trials still run elsewhere (one may yet fail and be
+// retried), it waits as the service says and asks again, until ctx ends.
 func (c *Client) Ask(ctx context.Context, study, worker string) (*Leased, error) {
+	for {
+		t, wait, err := c.ask(ctx, study, worker)
+		if err != nil || wait == 0 {
+			return t, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+// ask asks once; a positive duration says to wait and ask again.
+func (c *Client) ask(ctx context.Context, study, worker string) (*Leased, time.Duration, error) {
 	var body any
 	if worker != "" {
 		body = map[string]string{"worker": worker}
 	}
 	var out struct {
-		Status string `json:"status"`
+		RetryAfter float64 `json:"retry_after"`
+		Status     string  `json:"status"`
 		Trial  *struct {
 			Number      int             `json:"number"`
 			Params      map[string]any  `json:"params"`
@@ -408,18 +426,20 @@ func (c *Client) Ask(ctx context.Context, study, worker string) (*Leased, error)
 		Lease *leaseJSON `json:"lease"`
 	}
 	if err := c.call(ctx, http.MethodPost, studyPath(study)+"/ask", body, &out, false); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	switch {
 	case out.Status == "exhausted":
-		return nil, fmt.Errorf("study %q: %w", study, ErrExhausted)
+		return nil, 0, fmt.Errorf("study %q: %w", study, ErrExhausted)
+	case out.Status == "wait":
+		return nil, min(max(time.Duration(out.RetryAfter*float64(time.Second)), 100*time.Millisecond), time.Minute), nil
 	case out.Status != "leased" || out.Trial == nil || out.Lease == nil:
-		return nil, fmt.Errorf("client: ask: an answer with status %q and no trial", out.Status)
+		return nil, 0, fmt.Errorf("client: ask: an answer with status %q and no trial", out.Status)
 	}
 	t := out.Trial
 	return &Leased{Study: study, Number: t.Number, Params: t.Params, FloodLevel: t.FloodLevel, FloodMethod: t.FloodMethod,
 		Seed: t.Seed, Baseline: t.Baseline, Attempt: t.Attempt, Config: t.Config,
-		Token: out.Lease.Token, Deadline: out.Lease.Deadline, LeaseSeconds: out.Lease.Seconds, c: c, last: math.NaN()}, nil
+		Token: out.Lease.Token, Deadline: out.Lease.Deadline, LeaseSeconds: out.Lease.Seconds, c: c, last: math.NaN()}, 0, nil
 }
 
 func (t *Leased) path(op string) string {

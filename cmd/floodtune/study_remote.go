@@ -172,6 +172,10 @@ func sanitizeLabel(s string) string {
 	return b.String()
 }
 
+// maxAskFailures is how many asks in a row may fail before a worker gives
+// up.
+const maxAskFailures = 5
+
 // remoteWorker runs trials of one study through the service.
 type remoteWorker struct {
 	c       *client.Client
@@ -194,6 +198,7 @@ func (w *remoteWorker) logf(format string, a ...any) {
 // loop asks for trials and runs them until the budget is spent, a bound is
 // reached or ctx ends.
 func (w *remoteWorker) loop(ctx context.Context, label string) error {
+	failures := 0
 	for ctx.Err() == nil {
 		if w.max > 0 && w.started.Add(1) > w.max || !w.until.IsZero() && time.Now().After(w.until) {
 			return nil
@@ -206,12 +211,23 @@ func (w *remoteWorker) loop(ctx context.Context, label string) error {
 			return nil
 		case err != nil:
 			var ae *client.Error
-			if errors.As(err, &ae) && ae.Status == 503 {
-				w.logf("floodtune: ask: %s; asking again", ae.Message)
-				continue
+			if errors.As(err, &ae) && ae.Status != 503 {
+				return fmt.Errorf("ask for a trial of study %q: %w", w.study, err)
 			}
-			return fmt.Errorf("ask for a trial of study %q: %w", w.study, err)
+			// The storage or a proposal failed (503), or the answer was
+			// lost on the way (a trial it leased is retried when its
+			// lease runs out): ask again, a few times.
+			if failures++; failures > maxAskFailures {
+				return fmt.Errorf("ask for a trial of study %q: %d failures in a row, the last: %w", w.study, failures, err)
+			}
+			w.logf("floodtune: ask: %v; asking again", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Duration(failures) * 200 * time.Millisecond):
+			}
+			continue
 		}
+		failures = 0
 		if err := w.run(ctx, t); err != nil {
 			return err
 		}
