@@ -321,7 +321,7 @@ func TestAskSaysWhenTheBudgetIsSpent(t *testing.T) {
 	worker := e.createStudy(t, "spent", 1, "none")
 	status, body, _ := e.do(t, "POST", "/v1/studies/spent/ask", worker, `{}`, false)
 	var asked struct {
-		Trial struct{ Number int } `json:"trial"`
+		Trial struct{ Number int }   `json:"trial"`
 		Lease struct{ Token string } `json:"lease"`
 	}
 	if status != 200 || json.Unmarshal([]byte(body), &asked) != nil || asked.Lease.Token == "" {

@@ -413,7 +413,7 @@ func (c *Client) ask(ctx context.Context, study, worker string) (*Leased, time.D
 	var out struct {
 		RetryAfter float64 `json:"retry_after"`
 		Status     string  `json:"status"`
-		Trial  *struct {
+		Trial      *struct {
 			Number      int             `json:"number"`
 			Params      map[string]any  `json:"params"`
 			FloodLevel  float64         `json:"flood_level"`
