@@ -407,3 +407,55 @@ func TestAReleasedTrialIsRunAgainWithItsParameters(t *testing.T) {
 		t.Errorf("counted %d, counts %v: the released trial counts once", s.Counted, s.Counts)
 	}
 }
+
+func TestStudiesAreCreatedListedAndDeleted(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	admin := e.client(t, e.admin)
+	spec := map[string]any{
+		"trainer": "external",
+		"search":  map[string]any{"trials": 3, "baseline": false},
+		"space":   map[string]any{"flood_level": map[string]any{"type": "float", "low": 0, "high": 0.5}},
+	}
+	s, err := admin.CreateStudy(ctx, "from-json", spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Name != "from-json" || s.Budget != 3 || s.Counted != 0 || s.Baseline != nil || !strings.Contains(string(s.Spec), `"flood_level"`) {
+		t.Errorf("created: %+v", s)
+	}
+	if _, err := admin.CreateStudy(ctx, "from-yaml", "trainer: external\nsearch: {trials: 2}\nspace: {flood_level: {type: float, low: 0, high: 1}}"); err != nil {
+		t.Fatal(err)
+	}
+	worker := e.token(t, "yaml-worker", storage.ScopeWorker, "from-yaml")
+	for token, want := range map[string][]string{e.read: {"from-json", "from-yaml"}, worker: {"from-yaml"}} {
+		list, err := e.client(t, token).Studies(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, s := range list {
+			names = append(names, s.Name)
+		}
+		if !slices.Equal(names, want) {
+			t.Errorf("token %s lists %v, want %v", token[:8], names, want)
+		}
+	}
+	if err := admin.DeleteStudy(ctx, "from-json"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Study(ctx, "from-json"); !errors.Is(err, client.ErrNotFound) {
+		t.Errorf("a deleted study: %v", err)
+	}
+	if err := admin.DeleteStudy(ctx, "from-json"); !errors.Is(err, client.ErrNotFound) {
+		t.Errorf("deleted twice: %v", err)
+	}
+	// Deleting a study revokes its worker tokens with it.
+	if err := admin.DeleteStudy(ctx, "from-yaml"); err != nil {
+		t.Fatal(err)
+	}
+	if status, _, _ := e.do(t, "GET", "/v1/studies", worker, nil, false); status != 401 {
+		t.Errorf("the worker token of a deleted study: %d, want 401", status)
+	}
+}
