@@ -48,11 +48,11 @@ func readCompose(t *testing.T) compose {
 }
 
 // floodtuneCommands are the CLI's commands that the stack may run.
-var floodtuneCommands = []string{"migrate", "study", "serve", "train", "trial", "version"}
+var floodtuneCommands = []string{"migrate", "study", "serve", "train", "trial", "version", "token"}
 
 func TestComposeServicesAndTheirFiles(t *testing.T) {
 	c := readCompose(t)
-	for _, name := range []string{"postgres", "migrate", "create", "worker1", "worker2", "serve", "prometheus", "grafana"} {
+	for _, name := range []string{"postgres", "migrate", "create", "worker1", "worker2", "serve", "token", "worker-http", "prometheus", "grafana"} {
 		if _, ok := c.Services[name]; !ok {
 			t.Errorf("docker-compose.yml has no service %q", name)
 		}
