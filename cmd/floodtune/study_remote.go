@@ -115,6 +115,10 @@ func runRemote(cmd *cobra.Command, name string, o remoteOptions) error {
 	if err != nil {
 		return fmt.Errorf("load the data of study %q: %w", name, err)
 	}
+	// As study optimize on the storage does (search.Options.ReserveThreads):
+	// each worker trains on one core.
+	objective.SetBLASThreads(1)
+	defer objective.ReserveWorkers(o.workers)()
 	w := &remoteWorker{c: c, study: name, spec: spec, data: data, log: stderr, max: int64(o.maxTrials)}
 	if o.timeout > 0 {
 		w.until = time.Now().Add(o.timeout)
