@@ -159,8 +159,17 @@ func TestTheServiceKilledAndRestartedLosesNothing(t *testing.T) {
 	a := e.remote("worker A", "http://"+srv.addr, token)
 	b := e.remote("worker B", "http://"+srv.addr, token)
 	until(t, 60*time.Second, "a trial runs through the service", func() bool { return e.runningTrial() != nil })
+	var inFlight []int64
+	for _, tr := range e.trials() {
+		if tr.State == storage.Running {
+			inFlight = append(inFlight, tr.ID)
+		}
+	}
 	srv.kill(t)
+	killed := time.Now()
+	time.Sleep(time.Second) // an outage the workers' calls meet, shorter than the lease
 	srv = e.serve("serve, restarted", addr)
+	t.Logf("the server was back %v after the kill, with %d trials running", time.Since(killed).Round(time.Millisecond), len(inFlight))
 	for _, w := range []*worker{a, b} {
 		if err := w.wait(t, 3*time.Minute); err != nil {
 			t.Fatalf("%s: %v\n%s", w.name, err, w.out.String())
@@ -172,6 +181,13 @@ func TestTheServiceKilledAndRestartedLosesNothing(t *testing.T) {
 			t.Errorf("trial %d is %s (%q)", tr.Number, tr.State, tr.SystemAttrs[storage.FailReasonAttr])
 		}
 	}
+	completed := 0
+	for _, id := range inFlight {
+		if tr, err := e.st.Trial(context.Background(), id); err == nil && tr.State == storage.Complete {
+			completed++
+		}
+	}
+	t.Logf("%d of the %d trials running at the kill completed under their first lease", completed, len(inFlight))
 }
 
 // Two replicas of the service on one database, the workers spread over
@@ -207,8 +223,10 @@ func TestTwoReplicasOneKilled(t *testing.T) {
 	e.checkStudy(budget)
 	// Only an ask whose answer the killed replica never sent can leave a
 	// trial to be reaped; every trial that was leased goes on.
+	complete := 0
 	for _, tr := range e.trials() {
 		if tr.State == storage.Complete {
+			complete++
 			continue
 		}
 		reason := tr.SystemAttrs[storage.FailReasonAttr]
@@ -217,6 +235,7 @@ func TestTwoReplicasOneKilled(t *testing.T) {
 			t.Errorf("trial %d is %s (%q) with %d epochs reported: a trial that trained through the killed replica must go on through the other", tr.Number, tr.State, reason, len(tr.Intermediate))
 		}
 	}
+	t.Logf("%d trials, %d complete", len(e.trials()), complete)
 }
 
 // A worker killed in the middle of a trial: the trial is reaped when its
@@ -237,6 +256,8 @@ func TestAWorkerKilledMidTrialThroughTheServiceIsRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := e.remote("worker B", "http://"+srv.addr, token)
+	t.Logf("reaped and retried %v after the kill (lease 3s)",
+		until(t, time.Minute, "the killed worker's trial is retried", func() bool { return e.retried(victim.ID) }).Round(10*time.Millisecond))
 	if err := b.wait(t, 3*time.Minute); err != nil {
 		t.Fatalf("worker B: %v", err)
 	}
@@ -273,7 +294,8 @@ func TestALateTellThroughTheServiceIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := e.remote("worker B", "http://"+srv.addr, token)
-	until(t, 60*time.Second, "the frozen worker's trial is reaped and retried", func() bool { return e.retried(frozen.ID) })
+	t.Logf("reaped and retried %v after the freeze (lease 3s)",
+		until(t, 60*time.Second, "the frozen worker's trial is reaped and retried", func() bool { return e.retried(frozen.ID) }).Round(10*time.Millisecond))
 	if err := a.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
@@ -295,6 +317,8 @@ func TestALateTellThroughTheServiceIsRefused(t *testing.T) {
 	}
 	if out := a.out.String(); !strings.Contains(out, "lease was lost") && !strings.Contains(out, "refused its outcome") {
 		t.Errorf("worker A did not say its lease was lost:\n%s", out)
+	} else {
+		t.Logf("worker A, thawed, said: %s", strings.TrimSpace(strings.Split(strings.SplitAfter(out, "floodtune: trial")[1], "\n")[0]))
 	}
 	e.checkStudy(budget)
 }
@@ -368,6 +392,7 @@ space:
 			}
 		}
 	}
+	t.Logf("trials by worker: %v", byLang)
 	if byLang["python"] < 1 || byLang["python"] > 3 || byLang["go"] < budget-3 {
 		t.Errorf("trials by worker: %v, want 1 to 3 by Python and the rest by Go", byLang)
 	}
