@@ -194,3 +194,42 @@ func TestHealthNeedsNoTokenAndReadinessFollowsTheStorage(t *testing.T) {
 		}
 	}
 }
+
+// The server reaps on its own: a trial whose client went silent is failed
+// and retried even while nobody asks.
+func TestTheServerReapsWhileNobodyAsks(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	worker := e.createStudy(t, "silent", 3, "none")
+	addr := run(t, &api.Server{Store: e.st, Lease: time.Second}, api.Listen{Addr: "127.0.0.1:0"})
+	c, err := client.New("http://"+addr, worker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := c.Ask(t.Context(), "silent", "gone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The client says no more; nobody asks.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		got, err := c.Trial(t.Context(), "silent", tr.Number)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State == "fail" {
+			if !strings.HasPrefix(got.FailReason, "lease expired") {
+				t.Errorf("reaped with reason %q", got.FailReason)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("trial %d is still %s a minute after its 1s lease", tr.Number, got.State)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	waiting, err := c.Trials(t.Context(), "silent", "waiting")
+	if err != nil || len(waiting) != 1 || waiting[0].Attempt != 1 {
+		t.Errorf("the retry: %+v, %v", waiting, err)
+	}
+}

@@ -271,6 +271,9 @@ func (s *Server) Run(ctx context.Context, l Listen) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	reapCtx, stopReaping := context.WithCancel(ctx)
+	defer stopReaping()
+	go s.reap(reapCtx)
 	select {
 	case <-ctx.Done():
 		shut, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
@@ -282,6 +285,36 @@ func (s *Server) Run(ctx context.Context, l Listen) error {
 			return nil
 		}
 		return fmt.Errorf("api: %w", err)
+	}
+}
+
+// reap fails and retries, every third of a lease until ctx ends, the
+// trials whose clients stopped renewing their leases: an ask does it too,
+// but while every client trains, none asks. Replicas reap side by side;
+// the storage reaps each trial once.
+func (s *Server) reap(ctx context.Context) {
+	retries := s.MaxRetries
+	switch {
+	case retries == 0:
+		retries = search.DefaultMaxRetries
+	case retries < 0:
+		retries = 0
+	}
+	tick := time.NewTicker(s.lease() / 3)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		reaped, err := s.Store.Reap(ctx, s.lease(), retries)
+		if err != nil && ctx.Err() == nil {
+			s.log().Warn("reap the trials whose lease ran out", "err", err.Error())
+		}
+		for _, t := range reaped {
+			s.log().Warn("reaped a trial whose client stopped renewing its lease", "study_id", t.StudyID, "trial", t.Number, "retried", t.RetryID != 0)
+		}
 	}
 }
 
