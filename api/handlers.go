@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -157,21 +158,18 @@ func (s *Server) describe(r *http.Request, st *search.Study, detail bool) (*stud
 	if !detail {
 		return out, nil
 	}
-	best, err := st.Best(ctx)
-	switch {
-	case err == nil:
-		b := newTrialJSON(best)
-		out.Best = &b
-	case !errors.Is(err, storage.ErrNotFound):
-		return nil, err
-	}
-	base, err := st.Baseline(ctx)
-	switch {
-	case err == nil:
-		b := newTrialJSON(base)
-		out.Baseline = &b
-	case !errors.Is(err, storage.ErrNotFound):
-		return nil, err
+	for _, f := range []struct {
+		read func(context.Context) (*search.TrialRecord, error)
+		into **trialJSON
+	}{{st.Best, &out.Best}, {st.Baseline, &out.Baseline}} {
+		t, err := f.read(ctx)
+		switch {
+		case err == nil:
+			j := newTrialJSON(t)
+			*f.into = &j
+		case !errors.Is(err, storage.ErrNotFound):
+			return nil, err
+		}
 	}
 	return out, nil
 }

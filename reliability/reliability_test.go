@@ -131,9 +131,16 @@ func (e *env) startStudy(study, name string, args ...string) *worker {
 // storageURL: the arguments of study optimize follow cmd's own.
 func (e *env) launch(cmd *exec.Cmd, storageURL, study, name string, args ...string) *worker {
 	e.t.Helper()
-	w := &worker{name: name, done: make(chan error, 1), cmd: cmd}
-	w.cmd.Args = append(append(w.cmd.Args, "study", "optimize", study, "--storage", storageURL, "--metrics-addr", "",
+	cmd.Args = append(append(cmd.Args, "study", "optimize", study, "--storage", storageURL, "--metrics-addr", "",
 		"--workers", "1", "--lease", "3s", "--heartbeat", "300ms"), args...)
+	return e.run(name, cmd)
+}
+
+// run starts cmd as the process name, its output kept (and shown if the
+// test fails), killed when the test ends.
+func (e *env) run(name string, cmd *exec.Cmd) *worker {
+	e.t.Helper()
+	w := &worker{name: name, done: make(chan error, 1), cmd: cmd}
 	w.cmd.Stdout, w.cmd.Stderr = &w.out, &w.out
 	if err := w.cmd.Start(); err != nil {
 		e.t.Fatal(err)

@@ -106,21 +106,9 @@ func (e *env) workerToken(name string) string {
 // servers at urls (comma-separated) with token.
 func (e *env) remote(name, urls, token string, args ...string) *worker {
 	e.t.Helper()
-	w := &worker{name: name, done: make(chan error, 1)}
-	w.cmd = exec.Command(binary, append([]string{"study", "optimize", "s", "--server", urls, "--workers", "1"}, args...)...)
-	w.cmd.Env = append(os.Environ(), "FLOODTUNE_TOKEN="+token, "FLOODTUNE_STORAGE=")
-	w.cmd.Stdout, w.cmd.Stderr = &w.out, &w.out
-	if err := w.cmd.Start(); err != nil {
-		e.t.Fatal(err)
-	}
-	go func() { w.done <- w.cmd.Wait() }()
-	e.t.Cleanup(func() {
-		_ = w.cmd.Process.Kill()
-		if e.t.Failed() {
-			e.t.Logf("output of %s:\n%s", w.name, w.out.String())
-		}
-	})
-	return w
+	cmd := exec.Command(binary, append([]string{"study", "optimize", "s", "--server", urls, "--workers", "1"}, args...)...)
+	cmd.Env = append(os.Environ(), "FLOODTUNE_TOKEN="+token, "FLOODTUNE_STORAGE=")
+	return e.run(name, cmd)
 }
 
 // runningUnder returns a running trial whose worker's name starts with
@@ -349,21 +337,10 @@ space:
 	e.floodtune("dataset", "export", "--spec", filepath.Join(e.dir, "s.yaml"), "--out", data)
 	srv := e.serve("serve", "127.0.0.1:0")
 	token := e.workerToken("w")
-	py := &worker{name: "python worker", done: make(chan error, 1)}
-	py.cmd = exec.Command(debianPython, "../examples/python/torch_worker.py", "--server", "http://"+srv.addr,
+	pyCmd := exec.Command(debianPython, "../examples/python/torch_worker.py", "--server", "http://"+srv.addr,
 		"--study", "s", "--data", data, "--worker", "py", "--trials", "3")
-	py.cmd.Env = append(os.Environ(), "FLOODTUNE_TOKEN="+token)
-	py.cmd.Stdout, py.cmd.Stderr = &py.out, &py.out
-	if err := py.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { py.done <- py.cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = py.cmd.Process.Kill()
-		if t.Failed() {
-			t.Logf("output of the python worker:\n%s", py.out.String())
-		}
-	})
+	pyCmd.Env = append(os.Environ(), "FLOODTUNE_TOKEN="+token)
+	py := e.run("python worker", pyCmd)
 	// The Go worker starts once the Python one holds a trial: both work.
 	until(t, 2*time.Minute, "the Python worker leases a trial", func() bool { return e.runningUnder("py#") != nil })
 	gw := e.remote("go worker", "http://"+srv.addr, token)
