@@ -86,10 +86,11 @@ bench-overhead:
 
 # Ask/tell throughput of the HTTP API (api.Server and client.Client on
 # loopback) against the Go path (search.Study) on the same PostgreSQL, with
-# 8, 32 and 128 clients and 1,000 trials, the random sampler: trials/s, p50
-# and p99 of ask, tell and report, the ratio (bench/service.sh; flags pass
-# through, e.g. ARGS='-sampler tpe -clients 32'). PostgreSQL:
-# FLOODTUNE_BENCH_DATABASE_URL, else a throw-away server.
+# 8, 32 and 128 clients and 1,000 trials, the random sampler, 3 rounds:
+# trials/s, p50 and p99 of ask, tell and report, the ratio, CPU per trial
+# (bench/service.sh; flags pass through, e.g. ARGS='-sampler tpe -clients
+# 32'). PostgreSQL: FLOODTUNE_BENCH_DATABASE_URL, else a throw-away server.
+# About 1.5 minutes on 2 cores.
 bench-service:
 	bench/service.sh $(ARGS)
 
