@@ -459,3 +459,42 @@ func TestStudiesAreCreatedListedAndDeleted(t *testing.T) {
 		t.Errorf("the worker token of a deleted study: %d, want 401", status)
 	}
 }
+
+// A study deleted and created again under its name elsewhere (the CLI,
+// another replica) is found again by the worker calls, which this replica
+// serves from a handle it keeps for a while.
+func TestAStudyRecreatedElsewhereIsFoundAgain(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := t.Context()
+	e.createStudy(t, "again", 3, "none")
+	admin := e.client(t, e.admin)
+	tr, err := admin.Ask(ctx, "again", "w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := e.st.StudyByName(ctx, "again")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.DeleteStudy(ctx, old.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.Report(ctx, 1, 0.5); !errors.Is(err, client.ErrNotFound) {
+		t.Errorf("a report to a deleted study: %v", err)
+	}
+	if _, err := admin.CreateStudy(ctx, "again", fmt.Sprintf(externalSpec, 3, "none")); err != nil {
+		t.Fatal(err)
+	}
+	tr2, err := admin.Ask(ctx, "again", "w")
+	if err != nil {
+		t.Fatalf("ask in the study created again: %v", err)
+	}
+	if _, err := tr2.Tell(ctx, 0.5, nil); err != nil {
+		t.Fatal(err)
+	}
+	s, err := admin.Study(ctx, "again")
+	if err != nil || s.Counts["complete"] != 1 {
+		t.Errorf("the new study: %+v, %v", s, err)
+	}
+}

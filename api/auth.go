@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"net/http"
 	"strings"
@@ -19,13 +20,19 @@ func (s *Server) authenticate(r *http.Request) (*storage.Token, error) {
 	if !ok || !strings.EqualFold(scheme, "Bearer") || secret == "" {
 		return nil, fail(http.StatusUnauthorized, CodeUnauthenticated, "the Authorization header must be Bearer <token>")
 	}
-	tok, err := s.Store.Authenticate(r.Context(), strings.TrimSpace(secret))
+	secret = strings.TrimSpace(secret)
+	key := sha256.Sum256([]byte(secret))
+	if tok, ok := s.tokens.get(key); ok {
+		return tok, nil
+	}
+	tok, err := s.Store.Authenticate(r.Context(), secret)
 	if errors.Is(err, storage.ErrUnauthenticated) {
 		return nil, fail(http.StatusUnauthorized, CodeUnauthenticated, "the token is unknown or revoked")
 	}
 	if err != nil {
 		return nil, err
 	}
+	s.tokens.put(key, tok, tokenTTL)
 	return tok, nil
 }
 

@@ -43,7 +43,9 @@ func (s *Server) openapi(w http.ResponseWriter, _ *http.Request) error {
 	return nil
 }
 
-// study loads the study of r's path, once the token may do a with it.
+// study loads the study of r's path, once the token may do a with it. The
+// worker calls take a handle this replica loaded in the last studyTTL (a
+// study's spec never changes); the others read the study afresh.
 func (s *Server) study(r *http.Request, a access) (*search.Study, error) {
 	name := r.PathValue("study")
 	if err := storage.CheckName(name); err != nil {
@@ -55,12 +57,22 @@ func (s *Server) study(r *http.Request, a access) (*search.Study, error) {
 		// studies, not even whether they exist.
 		return nil, forbidden(tok, a)
 	}
-	st, err := search.Load(r.Context(), s.Store, name)
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil, fail(http.StatusNotFound, CodeNotFound, "no study named %q", name)
+	st, cached := (*search.Study)(nil), false
+	if a == workStudy {
+		st, cached = s.studies.get(name)
 	}
-	if err != nil {
-		return nil, err
+	if !cached {
+		var err error
+		st, err = search.Load(r.Context(), s.Store, name)
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil, fail(http.StatusNotFound, CodeNotFound, "no study named %q", name)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if a == workStudy {
+			s.studies.put(name, st, studyTTL)
+		}
 	}
 	if !allowed(tok, a, st.ID()) {
 		return nil, forbidden(tok, a)
@@ -289,6 +301,9 @@ func (s *Server) deleteStudy(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
+	// Its worker tokens went with it.
+	s.studies.drop(func(name string, _ *search.Study) bool { return name == st.Name() })
+	s.tokens.drop(func(_ [32]byte, t *storage.Token) bool { return t.StudyID == st.ID() })
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -672,11 +687,13 @@ func (s *Server) tell(w http.ResponseWriter, r *http.Request) error {
 			err = nil // recorded as failed, as the trial's record says
 		}
 	case storage.Pruned:
+		v := math.NaN()
 		if req.Value != nil {
-			err = t.PruneAt(r.Context(), *req.Value)
-		} else {
-			err = t.Prune(r.Context())
+			v = *req.Value
+		} else if v, err = lastReport(r, st, t.Number); err != nil {
+			return err
 		}
+		err = t.PruneAt(r.Context(), v)
 	case storage.Fail:
 		err = t.Fail(r.Context(), errors.New(failReason(req.Reason)))
 	}
@@ -692,6 +709,21 @@ func (s *Server) tell(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, newTrialJSON(rec))
 	return nil
+}
+
+// lastReport is the value a trial reported at its highest step; NaN if none.
+func lastReport(r *http.Request, st *search.Study, number int) (float64, error) {
+	rec, err := st.Trial(r.Context(), number)
+	if err != nil {
+		return math.NaN(), err
+	}
+	last, v := -1, math.NaN()
+	for step, x := range rec.Intermediate {
+		if step > last {
+			last, v = step, x
+		}
+	}
+	return v, nil
 }
 
 // releaseReason is the reason a released trial is failed with.

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/floodtune/floodtune/search"
@@ -41,6 +43,60 @@ type Server struct {
 	// duration.
 	Requests RequestObserver
 	Logger   *slog.Logger
+
+	studies cache[string, *search.Study]             // handles for the worker calls, by name
+	tokens  cache[[sha256.Size]byte, *storage.Token] // authenticated tokens, by their hash
+}
+
+// How long a replica trusts what it read: a token revoked, or a study
+// deleted, through another replica (or the CLI) takes effect within these.
+const (
+	tokenTTL = 2 * time.Second
+	studyTTL = 10 * time.Second
+	// cacheLimit bounds each cache; past it, it starts afresh.
+	cacheLimit = 10_000
+)
+
+// cache is a map whose entries expire.
+type cache[K comparable, V any] struct {
+	mu      sync.Mutex
+	entries map[K]cacheEntry[V]
+}
+
+type cacheEntry[V any] struct {
+	v     V
+	until time.Time
+}
+
+func (c *cache[K, V]) get(k K) (V, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[k]
+	if !ok || time.Now().After(e.until) {
+		var zero V
+		return zero, false
+	}
+	return e.v, true
+}
+
+func (c *cache[K, V]) put(k K, v V, ttl time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil || len(c.entries) >= cacheLimit {
+		c.entries = map[K]cacheEntry[V]{}
+	}
+	c.entries[k] = cacheEntry[V]{v, time.Now().Add(ttl)}
+}
+
+// drop deletes the entries that match.
+func (c *cache[K, V]) drop(match func(K, V) bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, e := range c.entries {
+		if match(k, e.v) {
+			delete(c.entries, k)
+		}
+	}
 }
 
 // lease returns the lease length.
@@ -149,7 +205,15 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, rt route, open
 		}
 		r = r.WithContext(context.WithValue(r.Context(), tokenKey{}, tok))
 	}
-	return ep.handle(w, r)
+	err := ep.handle(w, r)
+	if err != nil && (errors.Is(err, storage.ErrNotFound) || classify(err).status == http.StatusNotFound) {
+		// The study may be gone (deleted through another replica): read
+		// it afresh next time.
+		if name := r.PathValue("study"); name != "" {
+			s.studies.drop(func(n string, _ *search.Study) bool { return n == name })
+		}
+	}
+	return err
 }
 
 // statusWriter records the status of an answer.

@@ -246,7 +246,7 @@ func (s *Study) prepare(ctx context.Context, c askConfig, stored *storage.Trial)
 	t := &Trial{Number: stored.Number, Spec: s.spec, Params: map[string]any{}, Attrs: map[string]string{},
 		study: s, id: stored.ID, worker: c.worker, slot: c.slot, last: math.NaN(), spaces: map[string]Param{},
 		ctx: tctx, cancel: cancel, manual: c.heartbeat <= 0, renewed: stored.HeartbeatAt}
-	if err := s.attach(t, stored); err != nil {
+	if err := s.attach(t); err != nil {
 		return nil, err
 	}
 	dir := s.stored.Direction.Goptuna()
@@ -299,7 +299,7 @@ func (s *Study) prepare(ctx context.Context, c askConfig, stored *storage.Trial)
 
 // attach gives the trial t, leased under t.worker, its views of the study
 // for sampling and pruning.
-func (s *Study) attach(t *Trial, stored *storage.Trial) error {
+func (s *Study) attach(t *Trial) error {
 	adapter := s.adapter.With(t.ctx, t.worker)
 	dir := s.stored.Direction.Goptuna()
 	gs, err := goptuna.LoadStudy(s.Name(), goptuna.StudyOptionStorage(bound{adapter, int(s.stored.ID), s.Name(), dir}),
@@ -324,51 +324,30 @@ func (s *Study) attach(t *Trial, stored *storage.Trial) error {
 // Leased returns a handle on the trial numbered number, running under the
 // lease of worker: the trial an Ask under AskOptions.Worker leased, taken
 // up again by another process (a replica of the HTTP service, for
-// example). Its parameters, seed and configuration are those recorded; it
-// has no heartbeat goroutine (Report and Heartbeat renew the lease). Every
-// write of the handle is fenced by the lease: ErrLeaseLost once the trial
-// is no longer running under worker, and so is Leased's error then.
-// ErrNotFound if the study has no such trial.
+// example) for its calls: Report, Heartbeat, Tell, PruneAt, Fail, Release.
+// It reads only the trial's row: the handle's Params, Config and Seed are
+// not filled in (Study.Trial reads them), and Prune records the value
+// reported through this handle, if any (PruneAt takes one). It has no
+// heartbeat goroutine (Report and Heartbeat renew the lease). Every write
+// of the handle is fenced by the lease: ErrLeaseLost once the trial is no
+// longer running under worker, and so is Leased's error then. ErrNotFound
+// if the study has no such trial.
 func (s *Study) Leased(ctx context.Context, number int, worker string) (*Trial, error) {
-	stored, err := s.st.TrialByNumber(ctx, s.stored.ID, number)
+	head, err := s.st.TrialHead(ctx, s.stored.ID, number)
 	if err != nil {
 		return nil, fmt.Errorf("read trial %d of study %q: %w", number, s.Name(), fromStorage(err))
 	}
-	if stored.State != storage.Running || stored.Worker != worker {
-		return nil, fmt.Errorf("%w: trial %d of study %q is %s, not running under that lease", ErrLeaseLost, number, s.Name(), stored.State)
-	}
-	params, err := s.spec.TrialParams(stored)
-	if err != nil {
-		return nil, err
+	if head.State != storage.Running || head.Worker != worker {
+		return nil, fmt.Errorf("%w: trial %d of study %q is %s, not running under that lease", ErrLeaseLost, number, s.Name(), head.State)
 	}
 	tctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
-	t := &Trial{Number: stored.Number, Spec: s.spec, Params: params, Attrs: map[string]string{},
-		study: s, id: stored.ID, worker: worker, last: math.NaN(), spaces: map[string]Param{},
-		ctx: tctx, cancel: cancel, manual: true, renewed: stored.HeartbeatAt}
-	for step := range stored.Intermediate {
-		if v := stored.Intermediate[step]; step >= t.lastStep {
-			t.last, t.lastStep = v, step
-		}
-	}
-	if err := s.attach(t, stored); err != nil {
+	t := &Trial{Number: head.Number, Spec: s.spec, Params: map[string]any{}, Attrs: map[string]string{},
+		study: s, id: head.ID, worker: worker, last: math.NaN(), spaces: map[string]Param{},
+		ctx: tctx, cancel: cancel, manual: true, renewed: head.HeartbeatAt, Attempt: head.Attempt}
+	if err := s.attach(t); err != nil {
 		cancel(err)
 		return nil, err
 	}
-	for name := range params {
-		if p, ok := s.spec.Space[name]; ok {
-			t.spaces[name] = p
-		}
-	}
-	if t.Config, err = s.spec.trialConfig(params); err != nil {
-		cancel(err)
-		return nil, err
-	}
-	t.Baseline = stored.SystemAttrs[BaselineAttr] == "true"
-	t.Attempt = stored.Attempt
-	if seed, err := strconv.ParseInt(stored.SystemAttrs[SeedAttr], 10, 64); err == nil {
-		t.Seed = seed
-	}
-	t.Config.Seed = t.Seed
 	return t, nil
 }
 

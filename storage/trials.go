@@ -617,6 +617,22 @@ func (d *detail) apply(t *Trial) {
 	}
 }
 
+// TrialHead returns the row of a study's trial with the given number: its
+// id, state, value, times, worker and retry links, without its parameters,
+// values and attributes (one indexed read; TrialByNumber reads them too).
+func (s *Store) TrialHead(ctx context.Context, studyID int64, number int) (*Trial, error) {
+	var t *Trial
+	err := s.retry(ctx, fmt.Sprintf("read trial %d of study id %d", number, studyID), func(ctx context.Context) error {
+		var err error
+		t, err = scanTrial(s.db.QueryRowContext(ctx, `SELECT `+trialColumns+` FROM trials WHERE study_id = $1 AND number = $2`, studyID, number))
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("trial %d of study id %d: %w", number, studyID, ErrNotFound)
+		}
+		return err
+	})
+	return t, err
+}
+
 // TrialByNumber returns the trial of a study with the given number.
 func (s *Store) TrialByNumber(ctx context.Context, studyID int64, number int) (*Trial, error) {
 	id, err := s.queryID(ctx, fmt.Sprintf("read trial %d of study id %d", number, studyID),
