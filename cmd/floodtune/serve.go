@@ -147,7 +147,9 @@ several replicas may serve one PostgreSQL storage.
 
 Every request but /healthz and /readyz needs a bearer token, made with
 floodtune token create: admin (everything), read (every study, its trials,
-/metrics) or worker (one study's trials). The API is described by
+/metrics) or worker (one study's trials); a revoked token stops working
+within 2 seconds. When the storage holds no valid token, serve says so on
+stderr: every request would be refused. The API is described by
 /v1/openapi.yaml.
 
 Security: by default serve listens on loopback only. Beyond loopback it
