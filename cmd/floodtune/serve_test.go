@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -70,5 +71,49 @@ func TestServeRefusesBadAddressesAndPlainHTTPBeyondLoopback(t *testing.T) {
 		if code != 2 || !strings.Contains(errOut, c.want) || strings.Contains(errOut, "goroutine") || out != "" {
 			t.Errorf("%v: exit %d, stderr %q, want 2 and %q", c.args, code, errOut, c.want)
 		}
+	}
+}
+
+// lockedBuffer is a bytes.Buffer that a running command may write while
+// the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func TestServeWarnsWhenNoTokenCanReachTheAPI(t *testing.T) {
+	t.Parallel()
+	url, spec := newStudyEnv(t, smallSpec)
+	mustRun(t, "study", "create", "served", "--spec", spec, "--storage", url)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errOut lockedBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--metrics-addr", "", "--storage", url}, &out, &errOut)
+	}()
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(errOut.String(), "API on http://127.0.0.1:"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("serve does not say where it listens:\n%s", errOut.String())
+		}
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("serve exited %d: %s", code, errOut.String())
+	}
+	if !strings.Contains(errOut.String(), "no valid token") || !strings.Contains(errOut.String(), "floodtune token create") {
+		t.Errorf("serve on a storage without tokens did not warn:\n%s", errOut.String())
 	}
 }
