@@ -11,12 +11,12 @@ RUN make build BIN=/out/floodtune \
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends libopenblas0-pthread ca-certificates && rm -rf /var/lib/apt/lists/* \
- && useradd --system --home /var/lib/floodtune --create-home floodtune
+ && useradd --system --uid 10001 --user-group --home /var/lib/floodtune --create-home floodtune
 COPY --from=build /out/floodtune /usr/local/bin/floodtune
 COPY --from=build /out/mnist /usr/share/floodtune/mnist
 COPY examples /usr/share/floodtune/examples
 ENV FLOODTUNE_MNIST_DIR=/usr/share/floodtune/mnist
-USER floodtune
+USER 10001:10001
 WORKDIR /var/lib/floodtune
 ENTRYPOINT ["/usr/local/bin/floodtune"]
 CMD ["--help"]

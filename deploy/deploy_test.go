@@ -143,6 +143,9 @@ func TestTheImageRunsTheBinaryItBuilds(t *testing.T) {
 		"libopenblas-dev",
 		"COPY examples /usr/share/floodtune/examples",
 		"ENV FLOODTUNE_MNIST_DIR=/usr/share/floodtune/mnist",
+		// A numeric user, so that Kubernetes' runAsNonRoot can verify it.
+		"useradd --system --uid 10001",
+		"USER 10001:10001",
 	} {
 		if !strings.Contains(df, want) {
 			t.Errorf("the Dockerfile lacks %q", want)
