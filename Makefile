@@ -11,7 +11,7 @@ TAGS     := $(if $(filter 1,$(OPENBLAS)),openblas,)
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS  := -X main.version=$(VERSION)
 
-.PHONY: all build test test-python test-pipeline test-reliability fuzz vet bench bench-step bench-go bench-storage bench-overhead bench-peer bench-search bench-service demo results results-sweeps print-tags clean
+.PHONY: all build test test-python test-deploy test-pipeline test-reliability fuzz vet bench bench-step bench-go bench-storage bench-overhead bench-peer bench-search bench-service demo results results-sweeps print-tags clean
 
 all: build
 
@@ -36,6 +36,7 @@ test: vet
 	scripts/ensure-python-torch.sh
 	$(GO) test -tags '$(TAGS)' -count=1 ./...
 	$(MAKE) test-python
+	$(MAKE) test-deploy
 ifeq ($(TAGS),openblas)
 	$(GO) test -count=1 ./flood/ ./objective/ ./cmd/...
 endif
@@ -47,6 +48,13 @@ endif
 PYTHON ?= /usr/bin/python3
 test-python:
 	$(PYTHON) -m unittest discover -s clients/python
+
+# The deployment files checked by modules of their own (their heavy
+# dependencies stay out of floodtune's): the Grafana dashboards strictly
+# against Grafana's published schema (grafana-foundation-sdk).
+DEPLOY_MODULES := deploy/grafana/schematest
+test-deploy:
+	for m in $(DEPLOY_MODULES); do (cd $$m && $(GO) vet ./... && $(GO) test -count=1 ./...) || exit 1; done
 
 # examples/pipeline: a module of its own that embeds floodtune as an AutoML
 # pipeline does (its own model and parameters, ask/tell, Optimize).

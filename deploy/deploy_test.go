@@ -158,7 +158,14 @@ func TestTheImageRunsTheBinaryItBuilds(t *testing.T) {
 
 type dashboard struct {
 	Panels []struct {
-		Title      string `json:"title"`
+		ID      int    `json:"id"`
+		Title   string `json:"title"`
+		GridPos struct {
+			X int `json:"x"`
+			Y int `json:"y"`
+			W int `json:"w"`
+			H int `json:"h"`
+		} `json:"gridPos"`
 		Datasource struct {
 			UID string `json:"uid"`
 		} `json:"datasource"`
@@ -218,8 +225,49 @@ func TestEveryMetricOfTheDashboardExists(t *testing.T) {
 			}
 		}
 	}
-	if exprs < 10 {
+	if exprs < 20 {
 		t.Errorf("%d PromQL queries, want the dashboard's panels", exprs)
+	}
+}
+
+func TestTheDashboardHasTheClusterOperatorsPanels(t *testing.T) {
+	titles := map[string]bool{}
+	for _, p := range readDashboard(t).Panels {
+		titles[p.Title] = true
+	}
+	for _, want := range []string{
+		"Workers alive",
+		"Trials reaped per hour",
+		"Storage latency by operation (p50, p99)",
+		"Trials per hour by state",
+	} {
+		if !titles[want] {
+			t.Errorf("the dashboard has no panel %q", want)
+		}
+	}
+}
+
+// TestTheDashboardsPanelsDoNotOverlap checks the layout Grafana would
+// otherwise rearrange: ids unique, every panel inside the 24 columns of
+// Grafana's grid, and no two panels on the same cells.
+func TestTheDashboardsPanelsDoNotOverlap(t *testing.T) {
+	d := readDashboard(t)
+	ids := map[int]string{}
+	for i, p := range d.Panels {
+		if prev, ok := ids[p.ID]; ok || p.ID <= 0 {
+			t.Errorf("panel %q has the id %d (taken by %q, or not positive)", p.Title, p.ID, prev)
+		}
+		ids[p.ID] = p.Title
+		g := p.GridPos
+		if g.X < 0 || g.Y < 0 || g.W <= 0 || g.H <= 0 || g.X+g.W > 24 {
+			t.Errorf("panel %q lies outside the grid: %+v", p.Title, g)
+		}
+		for _, q := range d.Panels[:i] {
+			h := q.GridPos
+			if g.X < h.X+h.W && h.X < g.X+g.W && g.Y < h.Y+h.H && h.Y < g.Y+g.H {
+				t.Errorf("panels %q %+v and %q %+v overlap", q.Title, h, p.Title, g)
+			}
+		}
 	}
 }
 
