@@ -51,8 +51,10 @@ test-python:
 
 # The deployment files checked by modules of their own (their heavy
 # dependencies stay out of floodtune's): the Grafana dashboards strictly
-# against Grafana's published schema (grafana-foundation-sdk).
-DEPLOY_MODULES := deploy/grafana/schematest
+# against Grafana's published schema (grafana-foundation-sdk), the
+# Kubernetes base rendered with kustomize and decoded strictly into the
+# Kubernetes API types, its command lines checked against floodtune's.
+DEPLOY_MODULES := deploy/grafana/schematest deploy/kubernetes/kubetest
 test-deploy:
 	for m in $(DEPLOY_MODULES); do (cd $$m && $(GO) vet ./... && $(GO) test -count=1 ./...) || exit 1; done
 
