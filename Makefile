@@ -34,6 +34,7 @@ test: vet
 	scripts/ensure-postgres.sh
 	scripts/ensure-prometheus.sh
 	scripts/ensure-python-torch.sh
+	scripts/ensure-pgbouncer.sh
 	$(GO) test -tags '$(TAGS)' -count=1 ./...
 	$(MAKE) test-python
 	$(MAKE) test-deploy

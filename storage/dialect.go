@@ -159,7 +159,7 @@ func (s *Store) retry(ctx context.Context, what string, op func(context.Context)
 			return nil
 		}
 		if !s.retryable(err) || ctx.Err() != nil {
-			return fmt.Errorf("%s: %w", what, err)
+			return fmt.Errorf("%s: %w", what, pooledHint(err))
 		}
 		if spent := time.Since(start); spent >= s.retryFor {
 			return fmt.Errorf("%s: %w (retried for %v): %w", what, ErrUnavailable, spent.Round(time.Millisecond), err)

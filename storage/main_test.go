@@ -26,21 +26,49 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
 // backend is a database that the conformance suite runs on.
 type backend struct {
-	name string
+	name    string
+	dialect string // "postgres" or "sqlite"
 	// url returns the URL of a fresh, empty database of the backend, removed
 	// when t ends.
 	url func(t testing.TB) string
 }
 
 var backends = []backend{
-	{name: "postgres", url: func(t testing.TB) string { return pgtest.Schema(t) }},
-	{name: "sqlite", url: func(t testing.TB) string { return "sqlite:" + t.TempDir() + "/floodtune.db" }},
+	{name: "postgres", dialect: "postgres", url: func(t testing.TB) string { return pgtest.Schema(t) }},
+	{name: "sqlite", dialect: "sqlite", url: func(t testing.TB) string { return "sqlite:" + t.TempDir() + "/floodtune.db" }},
+	// PostgreSQL through a PgBouncer in transaction-pooling mode whose
+	// pool (pgtest.BouncerPoolSize server connections) the test's stores
+	// share, with the URL setting that says so.
+	{name: "pgbouncer", dialect: "postgres", url: bouncerURL},
+}
+
+// bouncerURL returns the URL, with pgbouncer=transaction, of a fresh
+// database through a PgBouncer of its own in transaction mode.
+func bouncerURL(t testing.TB) string {
+	via, direct := pgtest.Bouncer(t)
+	u := via + "&pgbouncer=transaction"
+	directURLs.Store(u, direct)
+	return u
+}
+
+// directURLs maps the URLs of bouncerURL to those of the same databases
+// on the server itself.
+var directURLs sync.Map
+
+// directURL returns the URL of the database of url on the server itself:
+// url, unless it leads through a PgBouncer.
+func directURL(url string) string {
+	if d, ok := directURLs.Load(url); ok {
+		return d.(string)
+	}
+	return url
 }
 
 // env is what a conformance test runs on: a store opened (and migrated) on
 // a fresh database of one backend.
 type env struct {
-	backend string // "postgres" or "sqlite"
+	backend string // the dialect: "postgres" (also through PgBouncer) or "sqlite"
+	via     string // the backend's name: "postgres", "sqlite" or "pgbouncer"
 	url     string
 	st      *storage.Store
 	fresh   func(t testing.TB) string
@@ -95,7 +123,7 @@ func runConformance(t *testing.T, tests []conformanceTest) {
 			for _, tc := range tests {
 				t.Run(tc.name, func(t *testing.T) {
 					t.Parallel()
-					e := &env{backend: b.name, url: b.url(t), fresh: b.url}
+					e := &env{backend: b.dialect, via: b.name, url: b.url(t), fresh: b.url}
 					e.st = openStore(t, e.url)
 					tc.run(t, e)
 				})
@@ -326,7 +354,8 @@ func rawDB(t testing.TB, e *env) *sql.DB {
 	var err error
 	switch e.backend {
 	case "postgres":
-		db, err = sql.Open("pgx", e.url)
+		// On the server itself, past any PgBouncer.
+		db, err = sql.Open("pgx", directURL(e.url))
 	default:
 		db, err = sql.Open("sqlite", "file:"+strings.TrimPrefix(e.url, "sqlite:")+"?_pragma=busy_timeout(10000)")
 	}

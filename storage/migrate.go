@@ -54,8 +54,14 @@ var (
 	ErrSchemaOutdated = errors.New("the storage's schema is older than this floodtune needs")
 )
 
-// migrationLock is the PostgreSQL advisory lock key that serialises
-// migrations of workers starting at once ("floodtun" in ASCII).
+// MigrationLockKey is the key of the PostgreSQL advisory lock that
+// serialises migrations of workers starting at once ("floodtun" in
+// ASCII). Migrations take it for a transaction (pg_advisory_xact_lock);
+// floodtune before the PgBouncer support took it for a session. pg_locks
+// shows it as an advisory lock with classid 1718382447 (its high 32 bits),
+// objid 1685353838 (its low 32 bits) and objsubid 1.
+const MigrationLockKey int64 = migrationLock
+
 const migrationLock = 0x666c6f6f6474756e
 
 func (s *Store) migrationFiles() ([]Migration, error) {
@@ -169,13 +175,12 @@ func withRightsHint(err error) error {
 	return err
 }
 
-// conn is what migrations run on: one connection, so that PostgreSQL's
-// advisory lock holds for the whole run.
+// conn is what the version table is read on: the database, or a
+// migration's transaction.
 type conn interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
 }
 
 // appliedRow is a row of the version table.
@@ -233,6 +238,7 @@ func (s *Store) applied(ctx context.Context, c conn, create bool) (map[int]appli
 }
 
 func readVersionErr(err error) error {
+	err = pooledHint(err)
 	if insufficientPrivilege(err) {
 		return fmt.Errorf("read the schema's version: %w (grant this role SELECT on %s)", err, versionTable)
 	}
@@ -390,8 +396,16 @@ func (s *Store) MigrationPlan(ctx context.Context, dir MigrationDirection, targe
 // transaction, and returns the ones it ran. Up goes to the newest version,
 // or to version target when target > 0; Down reverts the newest applied
 // migration, or every one above target when target > 0 (target 0 with Down
-// reverts one). Workers that migrate at once do not race: on PostgreSQL they
-// take turns on an advisory lock, on SQLite on the write lock.
+// reverts one). Workers that migrate at once do not race: on PostgreSQL
+// each transaction takes a transaction-level advisory lock (so that it
+// works through a transaction-pooling PgBouncer too, and no lock outlives
+// its transaction), on SQLite the write lock.
+//
+// Migrate never waits without bound: when another session holds the
+// migration lock, or a lock that a migration's statements need, for longer
+// than the store's MigrationLockWait (DefaultMigrationLockWait), it gives
+// up with a *LockError that is ErrMigrationLocked and names the sessions
+// holding it.
 //
 // A schema that a newer floodtune migrated (a version this one does not
 // know is recorded) is left alone, in either direction: the error is a
@@ -403,71 +417,98 @@ func (s *Store) Migrate(ctx context.Context, dir MigrationDirection, target int)
 	if err != nil {
 		return nil, err
 	}
-	var c conn = s.db
-	if s.d == postgresDialect {
-		sc, err := s.db.Conn(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("migrate: %w", err)
-		}
-		defer sc.Close()
-		if _, err := sc.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, int64(migrationLock)); err != nil {
-			return nil, fmt.Errorf("migrate: take the migration lock: %w", err)
-		}
-		defer sc.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, int64(migrationLock))
-		c = sc
-	}
-	done, err := s.applied(ctx, c, true)
-	if err != nil {
-		return nil, err
-	}
-	if err := schemaState(ms, done); errors.Is(err, ErrSchemaNewer) {
-		return nil, err
-	}
-	var ran []Migration
+	start := time.Now()
+	var ran, todo []Migration
+	planned := false
 	// Trials read before a migration may not be those after it.
 	defer func() {
 		if len(ran) > 0 {
 			s.final.clear()
 		}
 	}()
-	for _, m := range plan(ms, done, dir, target) {
-		body, record, args := m.up, `INSERT INTO `+versionTable+` (version, name, applied_at) VALUES ($1, $2, `+s.d.now+`)`, []any{m.Version, m.Name}
-		if dir == Down {
-			body, record, args = m.down, `DELETE FROM `+versionTable+` WHERE version = $1`, []any{m.Version}
+	for {
+		var next *Migration
+		err := s.migrationTx(ctx, start, func(tx *sql.Tx) error {
+			done, err := s.applied(ctx, tx, true)
+			if err != nil {
+				return err
+			}
+			if err := schemaState(ms, done); errors.Is(err, ErrSchemaNewer) {
+				return err
+			}
+			if !planned {
+				todo, planned = plan(ms, done, dir, target), true
+			}
+			// Skip what another process did since.
+			for len(todo) > 0 {
+				if _, ok := done[todo[0].Version]; ok != (dir == Up) {
+					break
+				}
+				todo = todo[1:]
+			}
+			if len(todo) == 0 {
+				return nil
+			}
+			m := todo[0]
+			body, record, args := m.up, `INSERT INTO `+versionTable+` (version, name, applied_at) VALUES ($1, $2, `+s.d.now+`)`, []any{m.Version, m.Name}
+			if dir == Down {
+				body, record, args = m.down, `DELETE FROM `+versionTable+` WHERE version = $1`, []any{m.Version}
+			}
+			if _, err := tx.ExecContext(ctx, body); err != nil {
+				return fmt.Errorf("migration %03d_%s: %w", m.Version, m.Name, err)
+			}
+			if _, err := tx.ExecContext(ctx, record, args...); err != nil {
+				return fmt.Errorf("migration %03d_%s: record version: %w", m.Version, m.Name, err)
+			}
+			next = &m
+			return nil
+		})
+		if err != nil {
+			return ran, withRightsHint(pooledHint(err))
 		}
-		if err := s.runMigration(ctx, c, m, body, record, args...); err != nil {
-			return ran, withRightsHint(err)
+		if next == nil {
+			return ran, nil
 		}
-		ran = append(ran, m)
+		ran = append(ran, *next)
+		todo = todo[1:]
 	}
-	return ran, nil
 }
 
-// runMigration runs one migration's SQL and its version-table change in one
-// transaction. On SQLite, the transaction starts with the write lock, and
-// the version is checked again inside it, in case another process migrated
-// first.
-func (s *Store) runMigration(ctx context.Context, c conn, m Migration, body, record string, args ...any) error {
-	tx, err := c.BeginTx(ctx, nil)
+// migrationTx runs fn in a transaction that holds the migration lock, and
+// commits it when fn returns nil. On PostgreSQL the transaction waits for
+// locks, the migration lock and those of fn's statements, until lockWait
+// after start at most (lock_timeout), and then fails with a *LockError
+// that names the sessions holding them. On SQLite the transaction starts
+// with the write lock (BEGIN IMMEDIATE, and SQLite's busy timeout).
+func (s *Store) migrationTx(ctx context.Context, start time.Time, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("migration %03d_%s: %w", m.Version, m.Name, err)
+		return fmt.Errorf("migrate: begin: %w", err)
 	}
 	defer tx.Rollback()
-	var n int
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM `+versionTable+` WHERE version = $1`, m.Version).Scan(&n); err != nil {
-		return fmt.Errorf("migration %03d_%s: %w", m.Version, m.Name, err)
+	if s.d == postgresDialect {
+		// lock_timeout 0 would wait for ever: wait a millisecond at least.
+		left := max(time.Until(start.Add(s.lockWait)), time.Millisecond)
+		if _, err := tx.ExecContext(ctx, `SELECT set_config('lock_timeout', $1, true)`, strconv.FormatInt(left.Milliseconds()+1, 10)+"ms"); err != nil {
+			return fmt.Errorf("migrate: set lock_timeout: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(migrationLock)); err != nil {
+			if pgCode(err) == lockNotAvailable {
+				_ = tx.Rollback()
+				return s.lockError(ctx, start, migrationLockHolders, err)
+			}
+			return fmt.Errorf("migrate: take the migration lock: %w", err)
+		}
 	}
-	if up := strings.HasPrefix(record, "INSERT"); (up && n > 0) || (!up && n == 0) {
-		return nil // another process got there first
-	}
-	if _, err := tx.ExecContext(ctx, body); err != nil {
-		return fmt.Errorf("migration %03d_%s: %w", m.Version, m.Name, err)
-	}
-	if _, err := tx.ExecContext(ctx, record, args...); err != nil {
-		return fmt.Errorf("migration %03d_%s: record version: %w", m.Version, m.Name, err)
+	if err := fn(tx); err != nil {
+		if s.d == postgresDialect && pgCode(err) == lockNotAvailable {
+			_ = tx.Rollback()
+			return s.lockError(ctx, start, tableLockHolders, err)
+		}
+		return err
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("migration %03d_%s: %w", m.Version, m.Name, err)
+		return fmt.Errorf("migrate: commit: %w", err)
 	}
 	return nil
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -167,6 +168,12 @@ type Store struct {
 	pool *pgxpool.Pool // PostgreSQL only
 	d    *dialect
 	url  string // redacted
+	// pooled: the server connections are shared between clients (a
+	// transaction-pooling PgBouncer): no statement is prepared.
+	pooled bool
+	// lockWait bounds the wait for the migration lock and for the locks
+	// that a migration's statements take.
+	lockWait time.Duration
 	// retryFor bounds how long an operation is retried after transient
 	// errors.
 	retryFor time.Duration
@@ -177,7 +184,8 @@ type Store struct {
 type Option func(*options)
 
 type options struct {
-	migrate bool
+	migrate  bool
+	lockWait time.Duration
 	// mustExist and persistent: see MustExist and Persistent.
 	mustExist, persistent bool
 }
@@ -196,6 +204,18 @@ func Persistent() Option { return func(o *options) { o.persistent = true } }
 // ErrNoStorage is a SQLite file that does not exist, opened with MustExist.
 var ErrNoStorage = errors.New("no storage")
 
+// DefaultMigrationLockWait is how long Open and Migrate wait for the
+// migration lock that another process holds (and, on PostgreSQL, for each
+// lock that a migration's statements need) before they give up with a
+// *LockError. MigrationLockWait changes it.
+const DefaultMigrationLockWait = 30 * time.Second
+
+// MigrationLockWait sets how long Open and Migrate wait for the migration
+// lock, and for the table locks that a migration needs, before they give up
+// with a *LockError that names the sessions holding them (d <= 0: the
+// default, DefaultMigrationLockWait).
+func MigrationLockWait(d time.Duration) Option { return func(o *options) { o.lockWait = d } }
+
 // WithoutMigration opens the store without reading or migrating its schema
 // (for `floodtune migrate`, which does it explicitly, and reports a schema
 // newer than this floodtune itself).
@@ -209,6 +229,23 @@ func WithoutMigration() Option { return func(o *options) { o.migrate = false } }
 //	postgresql://...        (the password may also come from PGPASSWORD)
 //	host=... dbname=...     (PostgreSQL's keyword/value form)
 //	sqlite:PATH             (a file, created if missing; sqlite::memory: for a private in-memory store)
+//
+// A PostgreSQL URL (or keyword/value string) may say how a connection
+// pooler in front of the server shares its connections, in a parameter
+// that floodtune reads and does not pass on:
+//
+//	pgbouncer=transaction   server connections are shared between clients
+//	                        transaction by transaction (PgBouncer's
+//	                        pool_mode=transaction): no statement is prepared
+//	pgbouncer=session       each client keeps its server connection (a
+//	                        direct connection, or pool_mode=session):
+//	                        statements are prepared and cached
+//
+// Without it, Open finds out: a server process that is not the one the
+// connection started with (the pid of the connection's cancel key is not
+// pg_backend_pid()) means a pooler in between, and Open then works as with
+// pgbouncer=transaction. PgBouncer's pool_mode=statement cannot run
+// floodtune's transactions and is refused.
 //
 // A PostgreSQL connection attempt gives up after connect_timeout seconds
 // (10 when the URL sets none, or 0). PATH is a file's name, taken as it is:
@@ -235,6 +272,9 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Store, error) {
 	for _, f := range opts {
 		f(&o)
 	}
+	if o.lockWait <= 0 {
+		o.lockWait = DefaultMigrationLockWait
+	}
 	var s *Store
 	var err error
 	switch scheme, rest, _ := strings.Cut(rawURL, ":"); strings.ToLower(scheme) {
@@ -252,10 +292,11 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.lockWait = o.lockWait
 	if o.migrate {
 		if err := s.ensureSchema(ctx); err != nil {
 			s.Close()
-			return nil, err
+			return nil, pooledHint(err)
 		}
 	}
 	return s, nil
@@ -269,7 +310,7 @@ const defaultConnectTimeout = 10 * time.Second
 
 func openPostgres(ctx context.Context, rawURL string) (*Store, error) {
 	red := Redact(rawURL)
-	cfg, err := postgresConfig(rawURL)
+	cfg, pooling, err := postgresSetup(rawURL)
 	if err != nil {
 		return nil, err
 	}
@@ -284,16 +325,142 @@ func openPostgres(ctx context.Context, rawURL string) (*Store, error) {
 	if err != nil {
 		return nil, failed(err)
 	}
+	if pooling == "" {
+		// Not told: find out whether a pooler shares the server
+		// connections, on the connection that Ping would have made.
+		shared, err := sharedServer(ctx, pool)
+		if err != nil {
+			pool.Close()
+			return nil, failed(err)
+		}
+		if shared {
+			pool.Close()
+			pooling = poolTransaction
+			unprepared(cfg)
+			if pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
+				return nil, failed(err)
+			}
+		}
+	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, failed(err)
 	}
-	return &Store{db: stdlib.OpenDBFromPool(pool), pool: pool, d: postgresDialect, url: red, retryFor: retryWindow, final: newFinalCache()}, nil
+	return &Store{db: stdlib.OpenDBFromPool(pool), pool: pool, d: postgresDialect, url: red, retryFor: retryWindow,
+		final: newFinalCache(), pooled: pooling == poolTransaction}, nil
 }
+
+// poolParam is the parameter of a PostgreSQL URL or keyword/value string
+// that says how a pooler in front of the server shares its connections
+// (see Open). floodtune takes it out before pgx reads the rest, which would
+// send it to the server as a run-time parameter.
+const poolParam = "pgbouncer"
+
+// The values of poolParam.
+const (
+	poolTransaction = "transaction"
+	poolSession     = "session"
+)
+
+// pooledExecMode is how queries run when the server connections are
+// shared transaction by transaction: each in one round trip of the
+// extended protocol, through the unnamed statement and with its parameters
+// as text, so that nothing outlives the transaction on the server
+// connection (a named prepared statement would stay on it, where another
+// client meets it: "prepared statement ... already exists", or misses it:
+// "... does not exist"). PgBouncer before 1.21 serves that; the simple
+// protocol works too, but interpolates the parameters on the client.
+const pooledExecMode = pgx.QueryExecModeExec
+
+// unprepared makes cfg prepare no statement, unless its query exec mode
+// already prepares none and keeps no description across round trips.
+func unprepared(cfg *pgxpool.Config) {
+	switch cfg.ConnConfig.DefaultQueryExecMode {
+	case pgx.QueryExecModeExec, pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeCacheDescribe:
+	default: // cache_statement (pgx's default), describe_exec (two round trips, which a pooler may split)
+		cfg.ConnConfig.DefaultQueryExecMode = pooledExecMode
+	}
+}
+
+// sharedServer reports whether the server connections of pool are shared
+// with other clients: a pooler answers a connection with a cancel key of
+// its own, so the pid the connection started with is not the pid of the
+// server process that runs its query. The query prepares nothing.
+func sharedServer(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
+	c, err := pool.Acquire(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer c.Release()
+	var pid int64
+	if err := c.QueryRow(ctx, `SELECT pg_backend_pid()`, pgx.QueryExecModeSimpleProtocol).Scan(&pid); err != nil {
+		return false, err
+	}
+	return uint32(pid) != c.Conn().PgConn().PID(), nil
+}
+
+// ErrTransactionPooling is a statement that floodtune prepared on a server
+// connection that a pooler then gave to another client, or that it looked
+// for on one where it had not prepared it: the storage URL lacks
+// pgbouncer=transaction, or says pgbouncer=session, in front of a
+// transaction-pooling PgBouncer.
+var ErrTransactionPooling = errors.New("the server connections are shared between clients (a PgBouncer or other pooler in transaction mode), where prepared statements do not work: add pgbouncer=transaction to the storage URL")
+
+// pooledHint returns err, and ErrTransactionPooling beside it when err is
+// a prepared statement of pgx's cache that the server connection did not
+// have or already had.
+func pooledHint(err error) error {
+	var pe *pgconn.PgError
+	if err == nil || errors.Is(err, ErrTransactionPooling) || !errors.As(err, &pe) {
+		return err
+	}
+	if (pe.Code == "42P05" || pe.Code == "26000") && strings.Contains(pe.Message, "stmtcache_") {
+		return fmt.Errorf("%w (%w)", ErrTransactionPooling, err)
+	}
+	return err
+}
+
+// TransactionPooled reports whether the store prepares no statements
+// because its server connections are shared between clients transaction by
+// transaction: the URL says pgbouncer=transaction, or Open found a pooler
+// in between. It is false for SQLite.
+func (s *Store) TransactionPooled() bool { return s.pooled }
 
 // postgresConfig reads a PostgreSQL URL or keyword/value string as Open
 // connects with it. Its errors are ErrBadURL and show no password.
 func postgresConfig(rawURL string) (*pgxpool.Config, error) {
+	cfg, _, err := postgresSetup(rawURL)
+	return cfg, err
+}
+
+// postgresSetup is postgresConfig, and also returns the value of
+// poolParam: "" when the URL does not say, else poolTransaction (cfg then
+// prepares nothing) or poolSession.
+func postgresSetup(rawURL string) (*pgxpool.Config, string, error) {
+	cfg, err := parsePostgres(rawURL)
+	if err != nil {
+		return nil, "", err
+	}
+	pooling, said := cfg.ConnConfig.RuntimeParams[poolParam]
+	delete(cfg.ConnConfig.RuntimeParams, poolParam)
+	switch p := strings.ToLower(strings.TrimSpace(pooling)); {
+	case !said:
+	case p == poolTransaction:
+		pooling = p
+		unprepared(cfg)
+	case p == poolSession:
+		pooling = p
+	case p == "statement":
+		return nil, "", fmt.Errorf("%w %q: %s=statement: floodtune runs transactions of several statements, which statement pooling refuses; "+
+			"put floodtune on a PgBouncer database with pool_mode=transaction and say %s=transaction", ErrBadURL, Redact(rawURL), poolParam, poolParam)
+	default:
+		return nil, "", fmt.Errorf("%w %q: %s=%q: want %s=transaction (a PgBouncer in transaction-pooling mode) or %s=session (a direct connection, or session pooling)",
+			ErrBadURL, Redact(rawURL), poolParam, pooling, poolParam, poolParam)
+	}
+	return cfg, pooling, nil
+}
+
+func parsePostgres(rawURL string) (*pgxpool.Config, error) {
 	conn := rawURL
 	if scheme, rest, ok := strings.Cut(rawURL, "://"); ok && isScheme(scheme) {
 		// pgx knows a URL by its scheme in lower case only.

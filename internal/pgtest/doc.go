@@ -20,6 +20,13 @@
 // instead, for tests that need one (several processes, CREATE EXTENSION,
 // settings per database), and drops it WITH (FORCE) in t.Cleanup.
 //
+// [Bouncer] puts a throw-away PgBouncer (transaction pooling, a pool of
+// [BouncerPoolSize] server connections) in front of a fresh database, for
+// tests of clients that share server connections as production pools make
+// them do; it returns the URL through PgBouncer and the direct one:
+//
+//	via, direct := pgtest.Bouncer(t) // pgbouncer from PATH or /usr/sbin
+//
 // # Where the server comes from
 //
 // If FLOODTUNE_TEST_DATABASE_URL is set, it is the URL of a superuser (or a
