@@ -269,6 +269,10 @@ func (s *Study) prepare(ctx context.Context, c askConfig, stored *storage.Trial)
 			return nil, fmt.Errorf("relative sampler: %w", err)
 		}
 	}
+	// Every value of the trial is drawn from the study as it was when the
+	// first began to be: loaded once.
+	t.gs.Storage = &trialsOnce{Storage: view}
+	defer func() { t.gs.Storage = view }()
 	for _, name := range slices.Sorted(maps.Keys(s.spec.Space)) {
 		p := s.spec.Space[name]
 		v, err := t.draw(name, p)
@@ -395,11 +399,13 @@ func (t *Trial) draw(name string, p Param) (any, error) {
 		internal = v
 	} else {
 		// The sampler reads the study's trials more than once per value:
-		// load them once.
-		view := t.gs.Storage
-		t.gs.Storage = &trialsOnce{Storage: view}
+		// load them once (prepare does so for all of a trial's values).
+		if _, once := t.gs.Storage.(*trialsOnce); !once {
+			view := t.gs.Storage
+			t.gs.Storage = &trialsOnce{Storage: view}
+			defer func() { t.gs.Storage = view }()
+		}
 		v, err := t.gs.Sampler.Sample(t.gs, t.frozen(), name, dist)
-		t.gs.Storage = view
 		if err != nil {
 			return nil, err
 		}

@@ -480,6 +480,92 @@ var storeTests = []conformanceTest{
 		_, err := e.st.Best(ctx, st.ID)
 		wantErr(t, "Best without a complete trial with a value", err, storage.ErrNotFound)
 	}},
+	{"Trials lists only what changed since its final prefix, and sees every change", func(t *testing.T, e *env) {
+		ctx := t.Context()
+		other := e.open(t) // another process's store
+		st := newStudy(t, e.st, storage.NewStudy{Name: "prefix"})
+		var ids []int64
+		for range 6 {
+			ids = append(ids, newTrial(t, e.st, st.ID, running("w")).ID)
+		}
+		finish := func(store *storage.Store, i int) {
+			t.Helper()
+			if err := store.Finish(ctx, ids[i], "w", storage.Complete, float64(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		check := func(when string) {
+			t.Helper()
+			got := getTrials(t, e.st, st.ID)
+			want := getTrials(t, other, st.ID) // read by a store with no prefix of its own yet... or with its own
+			if len(got) != len(want) {
+				t.Fatalf("%s: %d trials, the other store reads %d", when, len(got), len(want))
+			}
+			for i := range got {
+				if got[i].Number != i || got[i].State != want[i].State || got[i].Value != want[i].Value && !(got[i].Value != got[i].Value) {
+					t.Errorf("%s: trial %d is %s %v, the other store reads %s %v", when, got[i].Number, got[i].State, got[i].Value, want[i].State, want[i].Value)
+				}
+			}
+		}
+		finish(e.st, 0)
+		finish(e.st, 1)
+		check("two final")
+		finish(other, 2) // by another process
+		finish(other, 4) // after a gap: not in the prefix yet
+		check("four final, one running between")
+		ids = append(ids, newTrial(t, other, st.ID, running("w")).ID)
+		finish(other, 3)
+		finish(other, 5)
+		check("all but the newest final")
+		finish(e.st, 6)
+		check("all final")
+	}},
+	{"Trials of a study whose id is reused after a schema reset are its own", func(t *testing.T, e *env) {
+		ctx := t.Context()
+		a := newStudy(t, e.st, storage.NewStudy{Name: "first"})
+		for i := range 3 {
+			tr := newTrial(t, e.st, a.ID, running("w"))
+			if err := e.st.Finish(ctx, tr.ID, "w", storage.Complete, float64(10+i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := len(getTrials(t, e.st, a.ID)); n != 3 {
+			t.Fatalf("%d trials, want 3", n)
+		}
+		// Another process resets the schema: ids start again from 1.
+		other := e.open(t)
+		for {
+			ran, err := other.Migrate(ctx, storage.Down, 0) // the newest, one at a time
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ran) == 0 {
+				break
+			}
+		}
+		if _, err := other.Migrate(ctx, storage.Up, 0); err != nil {
+			t.Fatal(err)
+		}
+		b := newStudy(t, other, storage.NewStudy{Name: "second"})
+		if b.ID != a.ID {
+			t.Fatalf("the new study has id %d, the deleted one %d: the case is not reached", b.ID, a.ID)
+		}
+		for i := range 4 {
+			tr := newTrial(t, other, b.ID, running("w"))
+			if err := other.Finish(ctx, tr.ID, "w", storage.Complete, float64(99+i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got := getTrials(t, e.st, b.ID)
+		if len(got) != 4 {
+			t.Fatalf("study %d (the deleted one was %d) lists %d trials, want 4", b.ID, a.ID, len(got))
+		}
+		for i, tr := range got {
+			if tr.Value != float64(99+i) || tr.StudyID != b.ID {
+				t.Errorf("study %d (the deleted one was %d): trial %d is study %d's, valued %v", b.ID, a.ID, i, tr.StudyID, tr.Value)
+			}
+		}
+	}},
 	{"TrialByNumber finds a trial of its study only", func(t *testing.T, e *env) {
 		ctx := t.Context()
 		a := newStudy(t, e.st, storage.NewStudy{Name: "a"})

@@ -647,65 +647,114 @@ func (s *Store) TrialByNumber(ctx context.Context, studyID int64, number int) (*
 // and attributes, in a constant number of queries: one for the trials' ids
 // and states, and four for the details of those not yet cached. A trial in
 // a final state never changes again, so it is read once and then served
-// from the store's cache; TPE, which reloads every trial at every
-// suggestion, reads only the running ones. The returned trials may be shared
-// with other callers: do not modify them.
+// from the store's cache, and the trials before the first one that is not
+// final are not even listed again: TPE, which reloads every trial at every
+// suggestion, reads only the running ones and those created since. The
+// returned trials may be shared with other callers: do not modify them.
 func (s *Store) Trials(ctx context.Context, studyID int64) ([]*Trial, error) {
 	var out []*Trial
 	err := s.retry(ctx, fmt.Sprintf("read the trials of study id %d", studyID), func(ctx context.Context) error {
-		// No transaction: a trial that changes between the queries is read
-		// in its newer state, which is as good (and two round trips fewer).
-		tx := s.db
-		type ref struct {
-			id    int64
-			final bool
-		}
-		var refs []ref
-		var missing []int64
-		cached := map[int64]*Trial{}
-		if err := eachRow(ctx, tx, `SELECT id, state, completed_at FROM trials WHERE study_id = $1 ORDER BY number`, studyID, func(r *sql.Rows) error {
-			var id int64
-			var st State
-			var completed nullTime
-			if err := r.Scan(&id, &st, &completed); err != nil {
-				return err
-			}
-			refs = append(refs, ref{id, st.Final()})
-			if t := s.final.get(id, completed.T); t != nil && st.Final() {
-				cached[id] = t
-			} else {
-				missing = append(missing, id)
-			}
-			return nil
-		}); err != nil {
-			return err
-		}
-		var loaded []*Trial
 		var err error
-		switch {
-		case len(missing) == 0:
-		case len(missing) == len(refs):
-			loaded, err = s.readTrials(ctx, tx, `study_id = $1`, `trial_id IN (SELECT id FROM trials WHERE study_id = $1)`, studyID)
-		default:
-			list := s.d.idList(missing)
-			loaded, err = s.readTrials(ctx, tx, s.d.inList("id"), s.d.inList("trial_id"), list)
+		prefix := s.final.prefix(studyID)
+		out, err = s.trialsAfter(ctx, studyID, prefix)
+		if errors.Is(err, errStalePrefix) {
+			s.final.setPrefix(studyID, nil)
+			prefix = nil
+			out, err = s.trialsAfter(ctx, studyID, nil)
 		}
 		if err != nil {
 			return err
 		}
-		for _, t := range loaded {
-			cached[t.ID] = t
-			s.final.put(t)
+		// The final prefix grows with the trials that ended since.
+		k := len(prefix)
+		for k < len(out) && out[k].State.Final() && out[k].Number == k {
+			k++
 		}
-		out = make([]*Trial, 0, len(refs))
-		for _, r := range refs {
-			if t := cached[r.id]; t != nil {
-				out = append(out, t)
-			}
+		if k > len(prefix) {
+			s.final.setPrefix(studyID, out[:k:k])
 		}
 		return nil
 	})
 	return out, err
+}
+
+// errStalePrefix says that a study's cached final prefix no longer matches
+// its trials (the schema was reset and the study's id reused).
+var errStalePrefix = errors.New("the cached trials of the study are stale")
+
+// trialsAfter reads the study's trials from the end of its final prefix
+// on, and returns the prefix followed by them; errStalePrefix if the
+// prefix's last trial is not the study's any more.
+func (s *Store) trialsAfter(ctx context.Context, studyID int64, prefix []*Trial) ([]*Trial, error) {
+	// No transaction: a trial that changes between the queries is read in
+	// its newer state, which is as good (and two round trips fewer).
+	tx := s.db
+	from := 0
+	if len(prefix) > 0 {
+		from = len(prefix) - 1 // the last of the prefix, to check it
+	}
+	type ref struct {
+		id    int64
+		final bool
+	}
+	var refs []ref
+	var missing []int64
+	cached := map[int64]*Trial{}
+	checked := len(prefix) == 0
+	if err := eachRow(ctx, tx, `SELECT id, state, completed_at, number FROM trials WHERE study_id = $1 AND number >= $2 ORDER BY number`, studyID, func(r *sql.Rows) error {
+		var id int64
+		var st State
+		var completed nullTime
+		var number int
+		if err := r.Scan(&id, &st, &completed, &number); err != nil {
+			return err
+		}
+		if !checked {
+			last := prefix[len(prefix)-1]
+			if number != last.Number || id != last.ID || !completed.T.Equal(last.CompletedAt) {
+				return errStalePrefix
+			}
+			checked = true
+			return nil
+		}
+		refs = append(refs, ref{id, st.Final()})
+		if t := s.final.get(id, completed.T); t != nil && st.Final() {
+			cached[id] = t
+		} else {
+			missing = append(missing, id)
+		}
+		return nil
+	}, from); err != nil {
+		return nil, err
+	}
+	if !checked {
+		return nil, errStalePrefix // the prefix's last trial is gone
+	}
+	var loaded []*Trial
+	var err error
+	switch {
+	case len(missing) == 0:
+	case len(missing) == len(refs) && from == 0:
+		loaded, err = s.readTrials(ctx, tx, `study_id = $1`, `trial_id IN (SELECT id FROM trials WHERE study_id = $1)`, studyID)
+	default:
+		list := s.d.idList(missing)
+		loaded, err = s.readTrials(ctx, tx, s.d.inList("id"), s.d.inList("trial_id"), list)
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range loaded {
+		cached[t.ID] = t
+		s.final.put(t)
+	}
+	out := make([]*Trial, len(prefix), len(prefix)+len(refs))
+	copy(out, prefix)
+	for _, r := range refs {
+		if t := cached[r.id]; t != nil {
+			out = append(out, t)
+		}
+	}
+	return out, nil
 }
 
 // readTrials reads the trials matching where, and their details matching
