@@ -11,7 +11,7 @@ TAGS     := $(if $(filter 1,$(OPENBLAS)),openblas,)
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS  := -X main.version=$(VERSION)
 
-.PHONY: all build test test-python test-deploy test-pipeline test-reliability fuzz vet bench bench-step bench-go bench-storage bench-overhead bench-peer bench-search bench-service demo results results-sweeps print-tags clean
+.PHONY: all build test test-python test-deploy test-pipeline test-reliability fuzz vet bench bench-step bench-go bench-storage bench-overhead bench-peer bench-search bench-service bench-load bench-tpecost demo results results-sweeps print-tags clean
 
 all: build
 
@@ -80,7 +80,17 @@ test-reliability:
 	$(GO) test -count=1 -v ./reliability/
 
 # Benchmarks print figures; none of them passes or fails on a timing.
-bench: bench-step bench-go bench-storage bench-overhead bench-service bench-peer bench-search results
+bench: bench-step bench-go bench-storage bench-overhead bench-service bench-peer bench-search results bench-load bench-tpecost
+
+# 8, 64 and 256 workers on one study, directly and through PgBouncer, then
+# what a trial costs the database and the capacity model (docs/scaling.md).
+bench-load:
+	bench/load.sh $(ARGS)
+
+# One TPE suggestion at 1,000, 10,000 and 50,000 trials: storage time, cold
+# and warm, apart from the sampler's (docs/scaling.md).
+bench-tpecost:
+	bench/tpecost.sh $(ARGS)
 
 bench-step:
 	bench/step.sh
