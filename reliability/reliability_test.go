@@ -370,7 +370,10 @@ func TestSIGTERMHandsTheRunningTrialsBack(t *testing.T) {
 func TestWorkersRecoverWhenTheirConnectionsAreTerminated(t *testing.T) {
 	t.Parallel()
 	const budget = 8
-	e := newEnv(t, budget)
+	// A database of its own: the terminator kills every floodtune
+	// connection to it, and tests on schemas of the shared database run
+	// beside this one.
+	e := newEnvAt(t, pgtest.Database(t), budget)
 	a, b := e.start("worker A"), e.start("worker B")
 	admin, err := pgx.Connect(context.Background(), e.url+"&application_name=reliability-admin")
 	if err != nil {
