@@ -428,40 +428,46 @@ func (s *Store) Migrate(ctx context.Context, dir MigrationDirection, target int)
 	}()
 	for {
 		var next *Migration
-		err := s.migrationTx(ctx, start, func(tx *sql.Tx) error {
-			done, err := s.applied(ctx, tx, true)
-			if err != nil {
-				return err
-			}
-			if err := schemaState(ms, done); errors.Is(err, ErrSchemaNewer) {
-				return err
-			}
-			if !planned {
-				todo, planned = plan(ms, done, dir, target), true
-			}
-			// Skip what another process did since.
-			for len(todo) > 0 {
-				if _, ok := done[todo[0].Version]; ok != (dir == Up) {
-					break
+		// A transaction cut off by the server (a restart, an administrator)
+		// is run again: it reads the applied versions afresh, so what
+		// committed before the cut is not applied twice.
+		err := s.retryMigration(ctx, func() error {
+			next = nil
+			return s.migrationTx(ctx, start, func(tx *sql.Tx) error {
+				done, err := s.applied(ctx, tx, true)
+				if err != nil {
+					return err
 				}
-				todo = todo[1:]
-			}
-			if len(todo) == 0 {
+				if err := schemaState(ms, done); errors.Is(err, ErrSchemaNewer) {
+					return err
+				}
+				if !planned {
+					todo, planned = plan(ms, done, dir, target), true
+				}
+				// Skip what another process did since.
+				for len(todo) > 0 {
+					if _, ok := done[todo[0].Version]; ok != (dir == Up) {
+						break
+					}
+					todo = todo[1:]
+				}
+				if len(todo) == 0 {
+					return nil
+				}
+				m := todo[0]
+				body, record, args := m.up, `INSERT INTO `+versionTable+` (version, name, applied_at) VALUES ($1, $2, `+s.d.now+`)`, []any{m.Version, m.Name}
+				if dir == Down {
+					body, record, args = m.down, `DELETE FROM `+versionTable+` WHERE version = $1`, []any{m.Version}
+				}
+				if _, err := tx.ExecContext(ctx, body); err != nil {
+					return fmt.Errorf("migration %03d_%s: %w", m.Version, m.Name, err)
+				}
+				if _, err := tx.ExecContext(ctx, record, args...); err != nil {
+					return fmt.Errorf("migration %03d_%s: record version: %w", m.Version, m.Name, err)
+				}
+				next = &m
 				return nil
-			}
-			m := todo[0]
-			body, record, args := m.up, `INSERT INTO `+versionTable+` (version, name, applied_at) VALUES ($1, $2, `+s.d.now+`)`, []any{m.Version, m.Name}
-			if dir == Down {
-				body, record, args = m.down, `DELETE FROM `+versionTable+` WHERE version = $1`, []any{m.Version}
-			}
-			if _, err := tx.ExecContext(ctx, body); err != nil {
-				return fmt.Errorf("migration %03d_%s: %w", m.Version, m.Name, err)
-			}
-			if _, err := tx.ExecContext(ctx, record, args...); err != nil {
-				return fmt.Errorf("migration %03d_%s: record version: %w", m.Version, m.Name, err)
-			}
-			next = &m
-			return nil
+			})
 		})
 		if err != nil {
 			return ran, withRightsHint(pooledHint(err))
@@ -473,6 +479,29 @@ func (s *Store) Migrate(ctx context.Context, dir MigrationDirection, target int)
 		todo = todo[1:]
 	}
 }
+
+// retryMigration runs op again while it fails as the connection or the
+// server does (s.retryable), for the store's retry window: the error is
+// op's own otherwise, and ErrUnavailable when the window is spent.
+func (s *Store) retryMigration(ctx context.Context, op func() error) error {
+	err := s.retry(ctx, "migrate", func(context.Context) error {
+		err := op()
+		if err != nil && !s.retryable(err) {
+			return permanent{err}
+		}
+		return err
+	})
+	var p permanent
+	if errors.As(err, &p) {
+		return p.err // as op said it, without retry's prefix
+	}
+	return err
+}
+
+// permanent carries an error that retry must not retry through it, unchanged.
+type permanent struct{ err error }
+
+func (p permanent) Error() string { return p.err.Error() }
 
 // migrationTx runs fn in a transaction that holds the migration lock, and
 // commits it when fn returns nil. On PostgreSQL the transaction waits for
