@@ -11,7 +11,7 @@ TAGS     := $(if $(filter 1,$(OPENBLAS)),openblas,)
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS  := -X main.version=$(VERSION)
 
-.PHONY: all build test test-python test-deploy test-pipeline test-reliability fuzz vet bench bench-step bench-go bench-storage bench-overhead bench-peer bench-search bench-service bench-load bench-tpecost demo results results-sweeps print-tags clean
+.PHONY: all build test test-python test-deploy test-pipeline test-reliability fuzz vet bench bench-step bench-go bench-storage bench-overhead bench-peer bench-search bench-service bench-load bench-tpecost demo demo-run results results-sweeps print-tags clean
 
 all: build
 
@@ -141,7 +141,13 @@ bench-search:
 # one worker per core; it prints the best flood level against plain
 # training. About two minutes on 2 cores with OpenBLAS.
 DEMO_DB ?= out/demo.db
-demo: build
+# The demo makes sure of OpenBLAS first (installed as root, else a word on
+# what the pure-Go BLAS will cost), then builds with what links.
+demo:
+	scripts/ensure-openblas.sh
+	$(MAKE) demo-run
+
+demo-run: build
 	@mkdir -p $(dir $(DEMO_DB)) && rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
 	$(BIN) study create mnist-noise20 --spec examples/mnist-noise20.yaml --storage sqlite:$(DEMO_DB)
 	$(BIN) study optimize mnist-noise20 --storage sqlite:$(DEMO_DB)
@@ -153,7 +159,8 @@ demo: build
 # not run again). The training sweeps against ../shared/reference:
 # make results-sweeps.
 results:
-	$(GO) run -tags '$(TAGS)' ./bench/evidence -storage sqlite:out/evidence/evidence.db
+	$(GO) -C bench build -tags '$(TAGS)' -o ../bin/evidence ./evidence
+	bin/evidence -storage sqlite:out/evidence/evidence.db
 
 results-sweeps: build
 	bench/results.sh all
