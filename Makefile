@@ -11,7 +11,7 @@ TAGS     := $(if $(filter 1,$(OPENBLAS)),openblas,)
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS  := -X main.version=$(VERSION)
 
-.PHONY: all build test test-python test-deploy test-pipeline test-reliability fuzz vet bench bench-step bench-go bench-storage bench-overhead bench-peer bench-search bench-service bench-load bench-tpecost demo demo-run results results-sweeps print-tags clean
+.PHONY: all build test test-python test-deploy test-bench test-pipeline test-reliability fuzz vet bench bench-step bench-go bench-storage bench-overhead bench-peer bench-search bench-service bench-load bench-tpecost demo demo-run results results-sweeps print-tags clean
 
 all: build
 
@@ -38,6 +38,7 @@ test: vet
 	$(GO) test -tags '$(TAGS)' -count=1 ./...
 	$(MAKE) test-python
 	$(MAKE) test-deploy
+	$(MAKE) test-bench
 ifeq ($(TAGS),openblas)
 	$(GO) test -count=1 ./flood/ ./objective/ ./cmd/...
 endif
@@ -58,6 +59,11 @@ test-python:
 DEPLOY_MODULES := deploy/grafana/schematest deploy/kubernetes/kubetest
 test-deploy:
 	for m in $(DEPLOY_MODULES); do (cd $$m && $(GO) vet ./... && $(GO) test -count=1 ./...) || exit 1; done
+
+# bench/: a module of its own, so that the peers' dependencies (gorm for
+# Goptuna's rdb.v2) stay out of floodtune's; its storage benchmark's tests.
+test-bench:
+	cd bench && $(GO) vet ./... && $(GO) vet -tags openblas ./... && $(GO) test -count=1 ./...
 
 # examples/pipeline: a module of its own that embeds floodtune as an AutoML
 # pipeline does (its own model and parameters, ask/tell, Optimize).

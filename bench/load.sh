@@ -211,7 +211,7 @@ else
 fi
 
 echo "# floodtune $(git log -1 --format='%h %s' 2>/dev/null || cat .head 2>/dev/null || echo '(no git)'); $(go version | cut -d' ' -f3-), $(nproc) CPUs; $pg_desc${bouncer_url:+; PgBouncer $("${PGBOUNCER:-pgbouncer}" --version 2>/dev/null | head -n 1 | awk '{print $2}')}"
-go build -o "$work/load" ./bench/load
+go -C bench build -o "$work/load" ./load
 for mode in $modes; do
   echo
   case $mode in

@@ -67,7 +67,7 @@ start_postgres() {
   if [ -n "$initdb" ]; then
     pgbin=$(dirname "$(readlink -f "$initdb")")
   else
-    pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+    pgbin=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1)
   fi
   [ -n "$pgbin" ] && [ -x "$pgbin/initdb" ] && [ -x "$pgbin/pg_ctl" ] || return 1
   if [ "$(id -u)" = 0 ]; then id postgres >/dev/null 2>&1 || return 1; fi
@@ -107,7 +107,7 @@ fi
 optuna_version=none
 [ $have_optuna = 1 ] && optuna_version=$("$python" -c 'import optuna; print(optuna.__version__)')
 echo "# floodtune $(git log -1 --format='%h %s' 2>/dev/null || echo '(no git)'); $(go version | cut -d' ' -f3-), $(nproc) CPUs; Optuna $optuna_version ($("$python" --version 2>&1))"
-go build -o "$work/overhead" ./bench/overhead
+go -C bench build -o "$work/overhead" ./overhead
 
 results=()
 run() { # label, command...

@@ -96,5 +96,5 @@ if [ -z "$pg_url" ]; then
 fi
 
 echo "# floodtune $(git log -1 --format='%h %s' 2>/dev/null || echo '(no git)'); $(go version | cut -d' ' -f3-), $(nproc) CPUs; $pg_desc"
-go build -o "$work/service" ./bench/service
+go -C bench build -o "$work/service" ./service
 "$work/service" -db "$pg_url" "$@"

@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${ROUNDS:-3}
 tags=$(make -s print-tags)
-go build -tags "$tags" -o bin/stepbench ./bench/stepbench
+go -C bench build -tags "$tags" -o ../bin/stepbench ./stepbench
 if ! /usr/bin/python3 -c 'import torch' 2>/dev/null; then
   if [ "$(id -u)" = 0 ]; then
     echo "installing Debian's python3-torch for the comparison..." >&2

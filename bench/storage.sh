@@ -26,4 +26,4 @@ if grep -qv -e '_test\.go$' -e '^$' <<<"$changes"; then
   dirty=" (storage/ or migrations/ with uncommitted changes)"
 fi
 echo "# floodtune $(git log -1 --format='%h %s' 2>/dev/null || echo '(no git)')$dirty; $(go version | cut -d' ' -f3-), $(nproc) CPUs"
-go test -count=3 -timeout=30m -run '^$' -bench . -benchtime=1s ./bench/storage/ "$@"
+go -C bench test -count=3 -timeout=30m -run '^$' -bench . -benchtime=1s ./storage/ "$@"

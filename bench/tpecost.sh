@@ -79,7 +79,7 @@ if [ -z "$pg_url" ]; then
 fi
 
 echo "# floodtune $(git log -1 --format='%h %s' 2>/dev/null || echo '(no git)'); $(go version | cut -d' ' -f3-), $(nproc) CPUs; $pg_desc"
-go build -o "$work/tpecost" ./bench/tpecost
+go -C bench build -o "$work/tpecost" ./tpecost
 "$work/tpecost" -db "$pg_url" -cpuprofile "$work/ask.pprof" "$@"
 echo
 echo "CPU profile of the warm Asks at the largest size (this process; top 25 by cumulative time):"

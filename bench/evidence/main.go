@@ -4,7 +4,11 @@
 // flooding, over several seeds; the test loss across flood levels epoch by
 // epoch; and flood-level searches with and without a prior.
 //
-//	go run ./bench/evidence [-parts science,curves,prior] [-seeds 1,2,3]
+//	go -C bench build -o ../bin/evidence ./evidence
+//	bin/evidence [-parts science,curves,prior] [-seeds 1,2,3]
+//
+// from the repository's root, whose paths -storage, -specs and -plots name
+// by default (make results does both).
 //
 // Studies are kept in -storage: a study that already finished is read, not
 // run again, so an interrupted run resumes where it stopped.

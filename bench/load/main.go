@@ -38,8 +38,8 @@
 // -mode cost: what one trial costs the database, for the capacity model of
 // docs/scaling.md; see cost.go.
 //
-//	go run ./bench/load -db postgres://postgres@127.0.0.1:5432/postgres -bouncer postgres://postgres@127.0.0.1:6432/postgres
-//	go run ./bench/load -mode cost -db postgres://postgres@127.0.0.1:5432/postgres
+//	go -C bench run ./load -db postgres://postgres@127.0.0.1:5432/postgres -bouncer postgres://postgres@127.0.0.1:6432/postgres
+//	go -C bench run ./load -mode cost -db postgres://postgres@127.0.0.1:5432/postgres
 //
 // The -db role must be able to create databases. bench/load.sh starts a
 // throw-away PostgreSQL and PgBouncer and runs both modes.

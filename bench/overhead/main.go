@@ -23,8 +23,8 @@
 //
 // which bench/overhead.sh reads.
 //
-//	go run ./bench/overhead -storage sqlite:/tmp/x.db -trials 1000
-//	go run ./bench/overhead -storage postgres://user@host/db -trials 1000
+//	go -C bench run ./overhead -storage sqlite:/tmp/x.db -trials 1000
+//	go -C bench run ./overhead -storage postgres://user@host/db -trials 1000
 //
 // A SQLite file must not exist yet. On PostgreSQL the study goes into a new
 // schema of the URL's database, dropped at the end.

@@ -33,7 +33,7 @@
 // program: after each run it checks that the study has exactly -trials
 // trials, all complete, numbered 0 to -trials-1, and fails if not.
 //
-//	go run ./bench/service -db postgres://postgres@127.0.0.1:5432/postgres -clients 8,32,128 -trials 1000
+//	go -C bench run ./service -db postgres://postgres@127.0.0.1:5432/postgres -clients 8,32,128 -trials 1000
 //
 // The URL's role must be able to create a schema in its database; each
 // schema is dropped after its run. bench/service.sh finds or starts a

@@ -13,11 +13,12 @@
 // Every backend gets its own fresh database (pgtest.Database) or SQLite file,
 // so that no backend pays for another's rows. After the benchmarks, TestMain
 // prints the figures as Markdown tables with floodtune-PostgreSQL's speed-up
-// over rdb.v2. Run it with bench/storage.sh, or:
+// over rdb.v2. It lives in the bench module (bench/go.mod), which keeps
+// gorm out of floodtune's requirements. Run it with bench/storage.sh, or:
 //
-//	go test -run '^$' -bench . ./bench/storage/
+//	go -C bench test -run '^$' -bench . ./storage/
 //
-// A plain `go test ./bench/storage/` runs only the correctness tests: every
+// A plain `go -C bench test ./storage/` runs only the correctness tests: every
 // backend ends a short concurrent optimisation with the expected complete
 // trials, and every backend holds and returns the same study data.
 // Timings never decide whether a test passes.

@@ -40,7 +40,7 @@
 // at the largest size, warm and cold. -cpuprofile profiles -reps warm Asks
 // at the largest size.
 //
-//	go run ./bench/tpecost -db postgres://postgres@127.0.0.1:5432/postgres -sizes 1000,10000,50000
+//	go -C bench run ./tpecost -db postgres://postgres@127.0.0.1:5432/postgres -sizes 1000,10000,50000
 package main
 
 import (
