@@ -63,7 +63,7 @@ test-deploy:
 # bench/: a module of its own, so that the peers' dependencies (gorm for
 # Goptuna's rdb.v2) stay out of floodtune's; its storage benchmark's tests.
 test-bench:
-	cd bench && $(GO) vet ./... && $(GO) vet -tags openblas ./... && $(GO) test -count=1 ./...
+	cd bench && $(GO) vet -tags '$(TAGS)' ./... && $(GO) test -count=1 ./...
 
 # examples/pipeline: a module of its own that embeds floodtune as an AutoML
 # pipeline does (its own model and parameters, ask/tell, Optimize).
