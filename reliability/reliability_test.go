@@ -200,6 +200,73 @@ func (e *env) runningTrial() *storage.Trial {
 	return nil
 }
 
+// trial reads trial id.
+func (e *env) trial(id int64) *storage.Trial {
+	e.t.Helper()
+	tr, err := e.st.Trial(context.Background(), id)
+	if err != nil {
+		e.t.Fatalf("read trial id %d: %v", id, err)
+	}
+	return tr
+}
+
+// owns reports whether tr was leased by the process w (worker names hold
+// the process id between dashes).
+func (w *worker) owns(tr *storage.Trial) bool {
+	return strings.Contains(tr.Worker, fmt.Sprintf("-%d-", w.cmd.Process.Pid))
+}
+
+// exited reports whether the process w has exited.
+func (w *worker) exited() bool {
+	select {
+	case err := <-w.done:
+		w.done <- err
+		return true
+	default:
+		return false
+	}
+}
+
+// freezeInTrial freezes w (SIGSTOP) while it runs a trial that already has
+// its parameters, and returns that trial; w is left stopped, for the
+// caller to kill or let go on (SIGCONT). A trial seen running and then
+// signalled may have ended in between (a trial lasts a fraction of a
+// second on a fast machine, and a loaded one can hold the test up between
+// the two): frozen, the worker cannot end the trial that is seen.
+func (e *env) freezeInTrial(w *worker, timeout time.Duration) *storage.Trial {
+	e.t.Helper()
+	running := func() *storage.Trial {
+		for _, tr := range e.trials() {
+			if tr.State == storage.Running && len(tr.Params) > 0 && w.owns(tr) {
+				return tr
+			}
+		}
+		return nil
+	}
+	signal := func(sig syscall.Signal) {
+		e.t.Helper()
+		if err := w.cmd.Process.Signal(sig); err != nil {
+			e.t.Fatalf("send %v to %s: %v", sig, w.name, err)
+		}
+	}
+	var tr *storage.Trial
+	until(e.t, timeout, w.name+" runs a trial", func() bool {
+		if w.exited() {
+			e.t.Fatalf("%s exited before it could be stopped in a trial", w.name)
+		}
+		if running() == nil {
+			return false
+		}
+		signal(syscall.SIGSTOP)
+		if tr = running(); tr != nil {
+			return true
+		}
+		signal(syscall.SIGCONT)
+		return false
+	})
+	return tr
+}
+
 // retried reports whether trial id was failed and retried.
 func (e *env) retried(id int64) bool {
 	tr, err := e.st.Trial(context.Background(), id)
@@ -233,11 +300,8 @@ func TestAKilledWorkersTrialIsRetried(t *testing.T) {
 	const budget = 6
 	e := newEnv(t, budget)
 	a := e.start("worker A")
-	var victim *storage.Trial
-	until(t, 60*time.Second, "worker A runs a trial", func() bool {
-		victim = e.runningTrial()
-		return victim != nil
-	})
+	// Frozen first: seen running, the trial cannot end before the kill.
+	victim := e.freezeInTrial(a, 60*time.Second)
 	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -296,14 +360,7 @@ func TestAFrozenWorkersLateResultIsRejected(t *testing.T) {
 	const budget = 5
 	e := newEnv(t, budget)
 	a := e.start("worker A")
-	var frozen *storage.Trial
-	until(t, 60*time.Second, "worker A runs a trial", func() bool {
-		frozen = e.runningTrial()
-		return frozen != nil
-	})
-	if err := a.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+	frozen := e.freezeInTrial(a, 60*time.Second)
 	b := e.start("worker B")
 	until(t, 30*time.Second, "the frozen worker's trial is reaped and retried", func() bool { return e.retried(frozen.ID) })
 	if err := a.cmd.Process.Signal(syscall.SIGCONT); err != nil {

@@ -235,11 +235,8 @@ func TestAWorkerKilledMidTrialThroughTheServiceIsRetried(t *testing.T) {
 	srv := e.serve("serve", "127.0.0.1:0")
 	token := e.workerToken("w")
 	a := e.remote("worker A", "http://"+srv.addr, token)
-	var victim *storage.Trial
-	until(t, 60*time.Second, "worker A runs a trial", func() bool {
-		victim = e.runningTrial()
-		return victim != nil
-	})
+	// Frozen first: seen running, the trial cannot end before the kill.
+	victim := e.freezeInTrial(a, 60*time.Second)
 	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -273,14 +270,7 @@ func TestALateTellThroughTheServiceIsRefused(t *testing.T) {
 	srv := e.serve("serve", "127.0.0.1:0")
 	token := e.workerToken("w")
 	a := e.remote("worker A", "http://"+srv.addr, token)
-	var frozen *storage.Trial
-	until(t, 60*time.Second, "worker A runs a trial", func() bool {
-		frozen = e.runningTrial()
-		return frozen != nil
-	})
-	if err := a.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+	frozen := e.freezeInTrial(a, 60*time.Second)
 	b := e.remote("worker B", "http://"+srv.addr, token)
 	t.Logf("reaped and retried %v after the freeze (lease 3s)",
 		until(t, 60*time.Second, "the frozen worker's trial is reaped and retried", func() bool { return e.retried(frozen.ID) }).Round(10*time.Millisecond))

@@ -1,6 +1,7 @@
 package storage_test
 
 import (
+	"fmt"
 	"math"
 	"testing"
 	"time"
@@ -23,14 +24,17 @@ func TestSummaries(t *testing.T) {
 				}
 			}
 		}
-		newTrial(t, e.st, max.ID, running("w"))
-		alive := newTrial(t, e.st, max.ID, running("w2"))
-		time.Sleep(300 * time.Millisecond)
-		if err := e.st.Heartbeat(ctx, alive.ID, "w2"); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := e.st.Reap(ctx, 200*time.Millisecond, 0); err != nil {
-			t.Fatal(err)
+		// One running trial whose worker stopped an hour ago, one alive:
+		// the stale heartbeat is moved back in the table rather than
+		// slept for, so that the live one is never as old as the grace
+		// however slow the machine (a 200 ms grace after a 300 ms sleep
+		// reaped it too when the heartbeat and the reap were 200 ms
+		// apart).
+		stale := newTrial(t, e.st, max.ID, running("w"))
+		newTrial(t, e.st, max.ID, running("w2"))
+		ageHeartbeat(t, e, stale.ID, time.Hour)
+		if r, err := e.st.Reap(ctx, time.Minute, 0); err != nil || len(r) != 1 || r[0].TrialID != stale.ID {
+			t.Fatalf("Reap = %+v, %v; want trial %d reaped", r, err, stale.ID)
 		}
 		sums, err := e.st.Summaries(ctx)
 		if err != nil {
@@ -54,4 +58,19 @@ func TestSummaries(t *testing.T) {
 			t.Errorf("empty: %+v", s)
 		}
 	}}})
+}
+
+// ageHeartbeat moves the last heartbeat of trial id back by d, in the
+// table: a worker that stopped that long ago, without the test waiting.
+func ageHeartbeat(t testing.TB, e *env, id int64, d time.Duration) {
+	t.Helper()
+	query := fmt.Sprintf("UPDATE trials SET heartbeat_at = heartbeat_at - make_interval(secs => %d) WHERE id = $1", int(d.Seconds()))
+	if e.backend == "sqlite" {
+		query = fmt.Sprintf("UPDATE trials SET heartbeat_at = heartbeat_at - %d WHERE id = $1", d.Microseconds())
+	}
+	if res, err := rawDB(t, e).ExecContext(t.Context(), query, id); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	} else if n, _ := res.RowsAffected(); n != 1 {
+		t.Fatalf("%s: %d rows, want 1", query, n)
+	}
 }
