@@ -41,7 +41,8 @@ func ParseMethod(s string) (Method, error) {
 	return "", fmt.Errorf("flood: unknown method %q (want none, flood or iflood)", s)
 }
 
-// CheckLevel reports whether b can be used as a flood level.
+// CheckLevel returns an error that is ErrInvalidLevel unless b can be used
+// as a flood level: a finite number, 0 or more.
 func CheckLevel(b float64) error {
 	if math.IsNaN(b) || math.IsInf(b, 0) || b < 0 {
 		return fmt.Errorf("%w, got %v", ErrInvalidLevel, b)

@@ -67,10 +67,9 @@ type Options struct {
 	// while it runs, which a library does not do unasked: OpenBLAS on one
 	// thread (each worker trains on one core), and, in builds with
 	// OpenBLAS, GOMAXPROCS raised by Workers (objective.ReserveWorkers), so
-	// that a worker inside a BLAS call keeps its P. docs/performance.md
-	// measured two workers in one process at 10.2 ms a step without it and
-	// 6.4 ms with it. The floodtune command sets it; a program that tunes
-	// its own threads leaves it off.
+	// that a worker inside a BLAS call keeps its P (docs/performance.md
+	// has what it saves). The floodtune command sets it; a program that
+	// tunes its own threads leaves it off.
 	ReserveThreads bool
 }
 
