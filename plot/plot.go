@@ -137,9 +137,9 @@ type Data struct {
 // error that wraps ErrNoCompleteTrial and says what the trials are doing.
 func Prepare(study Study, trials []*storage.Trial) (*Data, error) {
 	if study.Objective == "" {
-		study.Objective = "val_acc"
+		study.Objective = string(search.ObjectiveValAcc)
 		if study.Direction == storage.Minimize {
-			study.Objective = "val_loss"
+			study.Objective = string(search.ObjectiveValLoss)
 		}
 	}
 	decode := study.Params
@@ -188,7 +188,7 @@ func Prepare(study Study, trials []*storage.Trial) (*Data, error) {
 	for i, t := range sorted {
 		b := floodLevel(params[i])
 		row := Row{Number: t.Number, State: t.State, Value: t.Value, FloodLevel: b, Params: map[string]any{},
-			TestAcc: attrFloat(t, "test_acc"), Best: t == best, Baseline: t == baseline}
+			TestAcc: attrFloat(t, search.TestAccAttr), Best: t == best, Baseline: t == baseline}
 		if !finite(row.Value) {
 			row.Value = math.NaN()
 		}
@@ -270,27 +270,21 @@ func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 // valAcc is a trial's validation accuracy: its val_acc attribute, or its
 // value when that is the validation accuracy.
 func valAcc(study Study, t *storage.Trial) float64 {
-	if v := attrFloat(t, "val_acc"); finite(v) {
+	if v := attrFloat(t, search.ValAccAttr); finite(v) {
 		return v
 	}
-	if study.Objective == "val_acc" && finite(t.Value) {
+	if study.Objective == string(search.ObjectiveValAcc) && finite(t.Value) {
 		return t.Value
 	}
 	return math.NaN()
 }
 
-// attrFloat reads a numeric user attribute; NaN when it is missing, not a
-// number, or not finite.
+// attrFloat reads a finite number attribute of t; NaN otherwise.
 func attrFloat(t *storage.Trial, key string) float64 {
-	s, ok := t.UserAttrs[key]
-	if !ok {
-		return math.NaN()
+	if v, ok := search.AttrFloat(t, key); ok && finite(v) {
+		return v
 	}
-	v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
-	if err != nil || !finite(v) {
-		return math.NaN()
-	}
-	return v
+	return math.NaN()
 }
 
 // floodLevel reads the flood level from a trial's external parameters; NaN
@@ -549,10 +543,10 @@ func (d *Data) figures() ([]*figure, error) {
 
 // objectiveLabel names a study's objective on an axis, with its unit.
 func (d *Data) objectiveLabel() string {
-	switch d.Study.Objective {
-	case "val_acc":
+	switch search.ObjectiveName(d.Study.Objective) {
+	case search.ObjectiveValAcc:
 		return "validation accuracy (val_acc, fraction correct)"
-	case "val_loss":
+	case search.ObjectiveValLoss:
 		return "validation loss (val_loss, cross-entropy in nats)"
 	}
 	return d.Study.Objective

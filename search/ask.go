@@ -200,7 +200,7 @@ func (s *Study) ask(ctx context.Context, c askConfig) (*Trial, error) {
 	}
 	t0 = time.Now()
 	t, err := s.prepare(lctx, c, stored)
-	m.Sampled(s.spec.samplerName(), time.Since(t0))
+	m.Sampled(string(s.spec.SamplerName()), time.Since(t0))
 	if err != nil {
 		// Not left running: failed with why, so that it is not retried
 		// for ever.
@@ -262,7 +262,7 @@ func (s *Study) prepare(ctx context.Context, c askConfig, stored *storage.Trial)
 		if err := json.Unmarshal([]byte(raw), &t.fixed); err != nil {
 			return nil, fmt.Errorf("the enqueued parameters of trial %d: %w", stored.Number, err)
 		}
-	} else if s.spec.samplerName() == SamplerCMAES {
+	} else if s.spec.SamplerName() == SamplerCMAES {
 		rel := s.cma.get(s.spec.Search.Seed, stored.Number)
 		b := view.(bound)
 		if t.rel, t.relSpace, err = relativeParams(b, s.stored.Direction == storage.Maximize, rel, t.frozen()); err != nil {

@@ -7,10 +7,6 @@ import (
 	"github.com/floodtune/floodtune/objective"
 )
 
-// EstimateAttr marks, with the kind of centre, the trial that Create
-// enqueues at the estimate of a centred flood-level range.
-const EstimateAttr = "estimate"
-
 // resolveCenter moves a centred flood-level range onto its estimate (see
 // Param.Center) and reports whether it did. A range already resolved is
 // left as it is.

@@ -32,12 +32,6 @@ import (
 // outlive a worker's crash; they are deleted when the study's budget is
 // spent and no trial runs or waits any more, or with the study.
 
-// User attributes of a trial that started from a checkpoint.
-const (
-	ForkedFromEpochAttr = "forked_from_epoch" // the epochs it did not train
-	ForkedFromTrialAttr = "forked_from_trial" // the trial whose run they were
-)
-
 // defaultCheckpointMB bounds a study's stored checkpoints by default.
 const defaultCheckpointMB = 256
 

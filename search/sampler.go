@@ -10,15 +10,24 @@ import (
 	"github.com/c-bata/goptuna/medianstopping"
 )
 
-// Samplers and pruners a spec may name.
-const (
-	SamplerTPE    = "tpe"
-	SamplerRandom = "random"
-	SamplerCMAES  = "cmaes"
+// Sampler names a sampler a spec may choose.
+type Sampler string
 
-	PrunerNone              = "none"
-	PrunerMedian            = "median"
-	PrunerSuccessiveHalving = "successive_halving"
+// The samplers; SamplerTPE is the default.
+const (
+	SamplerTPE    Sampler = "tpe"
+	SamplerRandom Sampler = "random"
+	SamplerCMAES  Sampler = "cmaes"
+)
+
+// Pruner names a pruner a spec may choose.
+type Pruner string
+
+// The pruners; PrunerNone is the default.
+const (
+	PrunerNone              Pruner = "none"
+	PrunerMedian            Pruner = "median"
+	PrunerSuccessiveHalving Pruner = "successive_halving"
 )
 
 // SamplerSeed is the seed of the sampler that proposes the parameters of
@@ -31,18 +40,26 @@ func SamplerSeed(studySeed int64, number int) int64 {
 	return int64(h.Sum64() >> 1)
 }
 
-// samplerName is the spec's sampler, its default spelt out.
-func (s *Spec) samplerName() string {
+// SamplerName is the spec's sampler, its default spelt out.
+func (s *Spec) SamplerName() Sampler {
 	if s.Search.Sampler == "" {
 		return SamplerTPE
 	}
 	return s.Search.Sampler
 }
 
+// PrunerName is the spec's pruner, its default spelt out.
+func (s *Spec) PrunerName() Pruner {
+	if s.Search.Pruner == "" {
+		return PrunerNone
+	}
+	return s.Search.Pruner
+}
+
 // independentSampler returns the sampler that proposes the parameters of
 // one trial, seeded for it.
 func (s *Spec) independentSampler(seed int64) goptuna.Sampler {
-	switch s.samplerName() {
+	switch s.SamplerName() {
 	case SamplerRandom, SamplerCMAES:
 		return newUniform(seed)
 	}

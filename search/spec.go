@@ -16,6 +16,7 @@ import (
 
 	"github.com/floodtune/floodtune/flood"
 	"github.com/floodtune/floodtune/objective"
+	"github.com/floodtune/floodtune/storage"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -75,11 +76,11 @@ type TrainingSpec struct {
 
 // SearchSpec sets the search.
 type SearchSpec struct {
-	Sampler   string `yaml:"sampler" json:"sampler,omitempty"`     // tpe (default), random, cmaes
-	Pruner    string `yaml:"pruner" json:"pruner,omitempty"`       // none (default), median, successive_halving
-	Trials    int    `yaml:"trials" json:"trials"`                 // the study-wide budget
-	Seed      int64  `yaml:"seed" json:"seed,omitempty"`           // seeds the sampler and every trial
-	Objective string `yaml:"objective" json:"objective,omitempty"` // val_acc (default, maximised) or val_loss (minimised); an external trainer's own name
+	Sampler   Sampler       `yaml:"sampler" json:"sampler,omitempty"`     // tpe (default), random, cmaes
+	Pruner    Pruner        `yaml:"pruner" json:"pruner,omitempty"`       // none (default), median, successive_halving
+	Trials    int           `yaml:"trials" json:"trials"`                 // the study-wide budget
+	Seed      int64         `yaml:"seed" json:"seed,omitempty"`           // seeds the sampler and every trial
+	Objective ObjectiveName `yaml:"objective" json:"objective,omitempty"` // val_acc (default, maximised) or val_loss (minimised); an external trainer's own name
 	// Direction is maximize or minimize; by default minimize for val_loss
 	// and maximize otherwise. An external trainer names it when its
 	// objective is a loss.
@@ -177,10 +178,21 @@ const (
 	TrainerExternal = "external"
 )
 
-// Directions of a study's objective.
+// Directions of a study's objective (the storage's own values).
 const (
-	Maximize = "maximize"
-	Minimize = "minimize"
+	Maximize = storage.Maximize
+	Minimize = storage.Minimize
+)
+
+// ObjectiveName names what a trial's value measures: the built-in
+// trainer's ObjectiveValAcc (the default) or ObjectiveValLoss, or an
+// external trainer's own name.
+type ObjectiveName string
+
+// The built-in trainer's objectives.
+const (
+	ObjectiveValAcc  ObjectiveName = "val_acc"
+	ObjectiveValLoss ObjectiveName = "val_loss"
 )
 
 // Parameter types.
@@ -328,13 +340,13 @@ func yamlProblem(err error) string {
 	return "not valid YAML or JSON: " + strings.ReplaceAll(msg, "\n", " ")
 }
 
-// Direction returns search.direction if set, else "minimize" for the
-// objective val_loss and "maximize" for any other.
-func (s *Spec) Direction() string {
+// Direction returns search.direction if set, else Minimize for the
+// objective val_loss and Maximize for any other.
+func (s *Spec) Direction() storage.Direction {
 	switch {
 	case s.Search.Direction != "":
-		return s.Search.Direction
-	case s.Search.Objective == "val_loss":
+		return storage.Direction(s.Search.Direction)
+	case s.Search.Objective == ObjectiveValLoss:
 		return Minimize
 	}
 	return Maximize
@@ -394,19 +406,19 @@ func (s *Spec) Validate() error {
 	switch {
 	case !external:
 		switch s.Search.Objective {
-		case "", "val_acc", "val_loss":
+		case "", ObjectiveValAcc, ObjectiveValLoss:
 		default:
 			add("search.objective: unknown %q (want val_acc or val_loss)", s.Search.Objective)
 		}
-	case s.Search.Objective != "" && !validName.MatchString(s.Search.Objective):
+	case s.Search.Objective != "" && !validName.MatchString(string(s.Search.Objective)):
 		add("search.objective: %q is not a name (letters, digits, _ . -, at most 64)", s.Search.Objective)
 	}
-	switch d := s.Search.Direction; {
+	switch d := storage.Direction(s.Search.Direction); {
 	case d != "" && d != Maximize && d != Minimize:
 		add("search.direction: unknown %q (want maximize or minimize)", d)
-	case d != "" && !external && s.Search.Objective == "val_loss" && d != Minimize,
-		d != "" && !external && s.Search.Objective != "val_loss" && d != Maximize:
-		add("search.direction: %s contradicts the objective %s", d, s.objectiveName())
+	case d != "" && !external && s.Search.Objective == ObjectiveValLoss && d != Minimize,
+		d != "" && !external && s.Search.Objective != ObjectiveValLoss && d != Maximize:
+		add("search.direction: %s contradicts the objective %s", d, s.ObjectiveName())
 	}
 	switch s.Search.EpochValue {
 	case "", EpochLast, EpochBest, EpochMeanLast:
@@ -535,10 +547,10 @@ func (s *Spec) builtinTraining() []string {
 	return out
 }
 
-// objectiveName is the objective's name, its default spelt out.
-func (s *Spec) objectiveName() string {
+// ObjectiveName is the spec's objective, its default spelt out.
+func (s *Spec) ObjectiveName() ObjectiveName {
 	if s.Search.Objective == "" {
-		return "val_acc"
+		return ObjectiveValAcc
 	}
 	return s.Search.Objective
 }

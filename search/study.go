@@ -19,14 +19,6 @@ import (
 	"github.com/floodtune/floodtune/storage"
 )
 
-// System attributes that the search records on trials.
-const (
-	SeedAttr        = "seed"         // the trial's seed (model initialisation, batch order)
-	SamplerSeedAttr = "sampler_seed" // the seed of the sampler that chose its parameters
-	BaselineAttr    = "baseline"     // "true" on the plain-training trial enqueued first
-	ReasonAttr      = storage.FailReasonAttr
-)
-
 // Errors of the search's concern; compare with errors.Is. The storage's
 // errors are repeated here so that a program that embeds the search needs
 // no other package to tell them apart.

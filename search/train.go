@@ -16,17 +16,6 @@ import (
 	"github.com/floodtune/floodtune/objective"
 )
 
-// User attributes of the built-in objective's trials that hold per-epoch
-// curves (FormatCurve, ParseCurve): the training loss (unflooded, the
-// mean over the epoch's minibatches) and the validation loss always, the
-// test loss and accuracy with training.test_curve.
-const (
-	TrainLossCurveAttr = "train_loss_curve"
-	ValLossCurveAttr   = "val_loss_curve"
-	TestLossCurveAttr  = "test_loss_curve"
-	TestAccCurveAttr   = "test_acc_curve"
-)
-
 // FormatCurve writes f of each epoch as a JSON array of numbers, six
 // significant digits each.
 func FormatCurve(history []objective.EpochReport, f func(objective.EpochReport) float64) string {
@@ -66,21 +55,6 @@ type builtin struct {
 	data *objective.Data
 	err  error
 }
-
-// User attributes of the built-in trainer's trials beside the curves.
-const (
-	// ElapsedCurveAttr holds, per epoch, the seconds from the start of the
-	// trial's run to the report of that epoch's validation value (a
-	// FormatCurve array; epochs started from a checkpoint are reported
-	// when it has been read).
-	ElapsedCurveAttr = "elapsed_curve"
-	// TrainedEpochsAttr counts the epochs the trial trained itself: its
-	// run's epochs less those it started from.
-	TrainedEpochsAttr = "trained_epochs"
-	// StoppedAtEpochAttr is the epoch after which early stopping ended
-	// the run.
-	StoppedAtEpochAttr = "stopped_at_epoch"
-)
 
 func (b *builtin) run(ctx context.Context, t *Trial) (float64, error) {
 	b.once.Do(func() {
@@ -228,26 +202,26 @@ func (s *Spec) runBuiltin(ctx context.Context, data *objective.Data, r BuiltinRu
 		attrs[ElapsedCurveAttr] = formatFloats(elapsed)
 		if res.BestEpoch > 0 {
 			attrs[BestEpochAttr] = strconv.Itoa(res.BestEpoch)
-			attrs["best_val_acc"] = strconv.FormatFloat(res.BestValAcc, 'g', -1, 64)
-			attrs["best_val_loss"] = strconv.FormatFloat(res.BestValLoss, 'g', -1, 64)
+			attrs[BestValAccAttr] = strconv.FormatFloat(res.BestValAcc, 'g', -1, 64)
+			attrs[BestValLossAttr] = strconv.FormatFloat(res.BestValLoss, 'g', -1, 64)
 			if res.BestTested {
 				attrs[BestTestAccAttr] = strconv.FormatFloat(res.BestTestAcc, 'g', -1, 64)
-				attrs["best_test_loss"] = strconv.FormatFloat(res.BestTestLoss, 'g', -1, 64)
+				attrs[BestTestLossAttr] = strconv.FormatFloat(res.BestTestLoss, 'g', -1, 64)
 			}
 		}
 		trained := res.Epochs
 		if opts.From != nil {
 			trained -= opts.From.Epoch
 		}
-		attrs["ascent_fraction"] = strconv.FormatFloat(res.AscentFraction, 'g', -1, 64)
-		attrs["epochs"] = strconv.Itoa(res.Epochs)
+		attrs[AscentFractionAttr] = strconv.FormatFloat(res.AscentFraction, 'g', -1, 64)
+		attrs[EpochsAttr] = strconv.Itoa(res.Epochs)
 		attrs[TrainedEpochsAttr] = strconv.Itoa(max(trained, 0))
-		attrs["seconds"] = strconv.FormatFloat(time.Since(start).Seconds(), 'g', 6, 64)
+		attrs[SecondsAttr] = strconv.FormatFloat(time.Since(start).Seconds(), 'g', 6, 64)
 	}
 	if err != nil {
 		return math.NaN(), err
 	}
-	for k, v := range map[string]float64{"test_acc": res.TestAcc, "test_loss": res.TestLoss, "train_loss": res.TrainLoss, "train_acc": res.TrainAcc, "val_loss": res.ValLoss, "val_acc": res.ValAcc} {
+	for k, v := range map[string]float64{TestAccAttr: res.TestAcc, TestLossAttr: res.TestLoss, TrainLossAttr: res.TrainLoss, TrainAccAttr: res.TrainAcc, ValLossAttr: res.ValLoss, ValAccAttr: res.ValAcc} {
 		attrs[k] = strconv.FormatFloat(v, 'g', -1, 64)
 	}
 	return s.epochValue(res), nil
@@ -308,12 +282,6 @@ func (s *stopper) stop(v, ascent float64) bool {
 	}
 	return s.since >= s.es.Patience
 }
-
-// User attributes of the built-in trainer's best validation epoch.
-const (
-	BestEpochAttr   = "best_epoch"    // the epoch of the best validation value
-	BestTestAccAttr = "best_test_acc" // the test accuracy at it, where evaluated
-)
 
 // epochValue is a run's value under the spec's objective and epoch value.
 func (s *Spec) epochValue(res *objective.Result) float64 {

@@ -35,27 +35,11 @@ func studySpec(study *storage.Study) (*search.Spec, error) {
 	return search.LoadSpec(study)
 }
 
-// objectiveName is what a study's trial values are: val_acc or val_loss.
-func objectiveName(spec *search.Spec) string {
-	if spec.Search.Objective == "" {
-		return "val_acc"
-	}
-	return spec.Search.Objective
-}
-
-func samplerName(spec *search.Spec) string {
-	if spec.Search.Sampler == "" {
-		return "tpe"
-	}
-	return spec.Search.Sampler
-}
-
-func prunerName(spec *search.Spec) string {
-	if spec.Search.Pruner == "" {
-		return "none"
-	}
-	return spec.Search.Pruner
-}
+// objectiveName, samplerName and prunerName are the spec's, their
+// defaults spelt out by search.
+func objectiveName(spec *search.Spec) string { return string(spec.ObjectiveName()) }
+func samplerName(spec *search.Spec) string   { return string(spec.SamplerName()) }
+func prunerName(spec *search.Spec) string    { return string(spec.PrunerName()) }
 
 // spaceNames returns the searched options, sorted.
 func spaceNames(spec *search.Spec) []string {
@@ -176,22 +160,6 @@ func exactFloat(v float64) string {
 	return strconv.FormatFloat(v, 'g', -1, 64)
 }
 
-// attrFloat reads a numeric user attribute such as test_acc.
-func attrFloat(t *storage.Trial, key string) (float64, bool) {
-	if t == nil {
-		return math.NaN(), false
-	}
-	s, ok := t.UserAttrs[key]
-	if !ok {
-		return math.NaN(), false
-	}
-	v, err := strconv.ParseFloat(s, 64)
-	if err != nil {
-		return math.NaN(), false
-	}
-	return v, true
-}
-
 // writeSummary prints what `study show` shows: the trials by state, the
 // best trial and, beside it, the plain-training baseline.
 func writeSummary(ctx context.Context, w io.Writer, st *storage.Store, study *storage.Study) error {
@@ -289,9 +257,9 @@ func writeSummary(ctx context.Context, w io.Writer, st *storage.Store, study *st
 // their best epoch.
 func chosenTestAcc(spec *search.Spec, t *storage.Trial) (float64, bool) {
 	if spec.Search.EpochValue == search.EpochBest {
-		return attrFloat(t, search.BestTestAccAttr)
+		return search.AttrFloat(t, search.BestTestAccAttr)
 	}
-	return attrFloat(t, "test_acc")
+	return search.AttrFloat(t, search.TestAccAttr)
 }
 
 // writeEarlyStopping answers "did flooding help?" against the other plain
@@ -300,16 +268,16 @@ func chosenTestAcc(spec *search.Spec, t *storage.Trial) (float64, bool) {
 // not record its best epoch's test accuracy (a study run by an older
 // floodtune, or an external trainer).
 func writeEarlyStopping(w io.Writer, spec *search.Spec, base, best *storage.Trial, obj string) {
-	epoch, okEpoch := attrFloat(base, search.BestEpochAttr)
-	acc, okAcc := attrFloat(base, search.BestTestAccAttr)
-	val, okVal := attrFloat(base, "best_val_acc")
+	epoch, okEpoch := search.AttrFloat(base, search.BestEpochAttr)
+	acc, okAcc := search.AttrFloat(base, search.BestTestAccAttr)
+	val, okVal := search.AttrFloat(base, search.BestValAccAttr)
 	if spec.Direction() == search.Minimize {
-		val, okVal = attrFloat(base, "best_val_loss")
+		val, okVal = search.AttrFloat(base, search.BestValLossAttr)
 	}
 	if !okEpoch || !okAcc || !okVal {
 		return
 	}
-	epochs, _ := attrFloat(base, "epochs")
+	epochs, _ := search.AttrFloat(base, search.EpochsAttr)
 	fmt.Fprintf(w, "early stopping: the baseline at its best epoch (%d of %d), %s %s, test acc %s\n",
 		int(epoch), int(epochs), obj, plot.FormatValue(val), plot.FormatValue(acc))
 	if best == nil || best.ID == base.ID {
@@ -471,8 +439,8 @@ func openStudy(cmd *cobra.Command, name string) (*storage.Store, *storage.Study,
 func writeTraining(ctx context.Context, w io.Writer, st *storage.Store, study *storage.Study, trials []*storage.Trial) error {
 	var run, trained, forked, stopped int
 	for _, t := range trials {
-		e, ok := attrFloat(t, "epochs")
-		tr, ok2 := attrFloat(t, search.TrainedEpochsAttr)
+		e, ok := search.AttrFloat(t, search.EpochsAttr)
+		tr, ok2 := search.AttrFloat(t, search.TrainedEpochsAttr)
 		if !ok || !ok2 {
 			continue
 		}

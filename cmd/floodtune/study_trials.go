@@ -144,7 +144,7 @@ func writeTrialsCSV(w io.Writer, spec *search.Spec, trials []*storage.Trial) err
 	}
 	cw := csv.NewWriter(w)
 	head := append([]string{"number", "state", "value"}, cols...)
-	if err := cw.Write(append(head, "test_acc")); err != nil {
+	if err := cw.Write(append(head, search.TestAccAttr)); err != nil {
 		return err
 	}
 	for i, t := range trials {
@@ -152,7 +152,7 @@ func writeTrialsCSV(w io.Writer, spec *search.Spec, trials []*storage.Trial) err
 		for _, c := range cols {
 			row = append(row, exactParam(params[i][c]))
 		}
-		acc, _ := attrFloat(t, "test_acc")
+		acc, _ := search.AttrFloat(t, search.TestAccAttr)
 		if err := cw.Write(append(row, exactFloat(acc))); err != nil {
 			return err
 		}
@@ -182,7 +182,7 @@ func writeTrialsTable(w io.Writer, spec *search.Spec, trials []*storage.Trial) e
 		for _, c := range cols {
 			row = append(row, printable(plot.FormatParam(params[i][c])))
 		}
-		acc, _ := attrFloat(t, "test_acc")
+		acc, _ := search.AttrFloat(t, search.TestAccAttr)
 		row = append(row, plot.FormatValue(acc), trialNote(t, numberOf))
 		fmt.Fprintln(tw, strings.Join(row, "\t"))
 	}
@@ -304,7 +304,7 @@ func writeTrialDetail(w io.Writer, spec *search.Spec, t *storage.Trial) error {
 	for _, name := range names {
 		fmt.Fprintf(tw, "param %s\t%s\n", printable(name), printable(exactParam(params[name])))
 	}
-	for _, key := range []string{"test_acc", "test_loss", "val_loss", "train_loss", "ascent_fraction"} {
+	for _, key := range []string{search.TestAccAttr, search.TestLossAttr, search.ValLossAttr, search.TrainLossAttr, search.AscentFractionAttr} {
 		if v, ok := t.UserAttrs[key]; ok {
 			fmt.Fprintf(tw, "%s\t%s\n", key, printable(v))
 		}

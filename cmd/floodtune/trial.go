@@ -108,7 +108,7 @@ early, so its rerun, which trains every epoch, differs.`,
 			}
 			obj := objectiveName(spec)
 			value := res.ValAcc
-			if spec.Direction() == "minimize" {
+			if spec.Direction() == search.Minimize {
 				value = res.ValLoss
 			}
 			identical := t.HasValue() && math.Float64bits(t.Value) == math.Float64bits(value)
