@@ -42,3 +42,22 @@ func Pragma(ctx context.Context, s *Store, name string) (string, error) {
 	err := s.db.QueryRowContext(ctx, "PRAGMA "+name).Scan(&v)
 	return v, err
 }
+
+// The writes that only the store's Goptuna adapter makes, for the tests
+// that call them directly.
+
+func (s *Store) Claim(ctx context.Context, trialID int64, worker string) error {
+	return s.claim(ctx, trialID, worker)
+}
+
+func (s *Store) SetParam(ctx context.Context, trialID int64, worker, name string, p Param) error {
+	return s.setParam(ctx, trialID, worker, name, p)
+}
+
+func (s *Store) SetValue(ctx context.Context, trialID int64, worker string, value float64) error {
+	return s.setValue(ctx, trialID, worker, value)
+}
+
+func (s *Store) SetStudyDirection(ctx context.Context, id int64, dir Direction) error {
+	return s.setStudyDirection(ctx, id, dir)
+}

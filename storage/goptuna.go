@@ -108,7 +108,7 @@ func (g *Goptuna) CreateNewStudy(name string) (int, error) {
 func (g *Goptuna) DeleteStudy(studyID int) error { return g.s.DeleteStudy(g.ctx, id64(studyID)) }
 
 func (g *Goptuna) SetStudyDirection(studyID int, direction goptuna.StudyDirection) error {
-	return g.s.SetStudyDirection(g.ctx, id64(studyID), fromGoptunaDirection(direction))
+	return g.s.setStudyDirection(g.ctx, id64(studyID), fromGoptunaDirection(direction))
 }
 
 func fromGoptunaDirection(d goptuna.StudyDirection) Direction {
@@ -271,7 +271,7 @@ func toGoptunaState(s State) goptuna.TrialState {
 }
 
 func (g *Goptuna) SetTrialValue(trialID int, value float64) error {
-	return goptunaErr(g.s.SetValue(g.ctx, id64(trialID), g.worker, value))
+	return goptunaErr(g.s.setValue(g.ctx, id64(trialID), g.worker, value))
 }
 
 func (g *Goptuna) SetTrialIntermediateValue(trialID int, step int, value float64) error {
@@ -283,7 +283,7 @@ func (g *Goptuna) SetTrialParam(trialID int, name string, internal float64, dist
 	if err != nil {
 		return fmt.Errorf("set parameter %q of trial id %d: %w", name, trialID, err)
 	}
-	return goptunaErr(g.s.SetParam(g.ctx, id64(trialID), g.worker, name, Param{Value: internal, Distribution: d}))
+	return goptunaErr(g.s.setParam(g.ctx, id64(trialID), g.worker, name, Param{Value: internal, Distribution: d}))
 }
 
 // SetTrialState claims a waiting trial (Running) or finishes a running one.
@@ -292,7 +292,7 @@ func (g *Goptuna) SetTrialParam(trialID int, name string, internal float64, dist
 func (g *Goptuna) SetTrialState(trialID int, state goptuna.TrialState) error {
 	switch st := fromGoptunaState(state); {
 	case st == Running:
-		return goptunaErr(g.s.Claim(g.ctx, id64(trialID), g.worker))
+		return goptunaErr(g.s.claim(g.ctx, id64(trialID), g.worker))
 	case st.Final():
 		return goptunaErr(g.s.Finish(g.ctx, id64(trialID), g.worker, st, math.NaN()))
 	default:
@@ -372,13 +372,13 @@ func (g *Goptuna) GetTrialParams(trialID int) (map[string]interface{}, error) {
 }
 
 func (g *Goptuna) GetTrialUserAttrs(trialID int) (map[string]string, error) {
-	return g.s.TrialAttrs(g.ctx, id64(trialID), UserAttr)
+	return g.s.trialAttrs(g.ctx, id64(trialID), UserAttr)
 }
 
 // GetTrialSystemAttrs answers Goptuna's check for fixed parameters, made at
 // every suggestion, in one query.
 func (g *Goptuna) GetTrialSystemAttrs(trialID int) (map[string]string, error) {
-	return g.s.TrialAttrs(g.ctx, id64(trialID), SystemAttr)
+	return g.s.trialAttrs(g.ctx, id64(trialID), SystemAttr)
 }
 
 // toFrozen converts a stored trial into Goptuna's form. A trial without a

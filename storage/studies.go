@@ -223,9 +223,9 @@ func (s *Store) SetStudyAttr(ctx context.Context, id int64, kind AttrKind, key, 
 	})
 }
 
-// SetStudyDirection changes a study's direction (for Goptuna, which sets it
+// setStudyDirection changes a study's direction (for Goptuna, which sets it
 // after creating the study).
-func (s *Store) SetStudyDirection(ctx context.Context, id int64, dir Direction) error {
+func (s *Store) setStudyDirection(ctx context.Context, id int64, dir Direction) error {
 	if dir != Minimize && dir != Maximize {
 		return fmt.Errorf("set direction of study id %d: want minimize or maximize, got %q", id, dir)
 	}

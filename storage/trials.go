@@ -217,9 +217,9 @@ func (s *Store) ClaimWaiting(ctx context.Context, studyID int64, worker string) 
 	return s.Trial(ctx, id)
 }
 
-// Claim claims the waiting trial trialID for worker; ErrNotUpdatable when
+// claim claims the waiting trial trialID for worker; ErrNotUpdatable when
 // it is not waiting (another worker claimed it first).
-func (s *Store) Claim(ctx context.Context, trialID int64, worker string) error {
+func (s *Store) claim(ctx context.Context, trialID int64, worker string) error {
 	return s.retry(ctx, fmt.Sprintf("claim trial id %d", trialID), func(ctx context.Context) error {
 		res, err := s.db.ExecContext(ctx, s.d.q(`UPDATE trials SET state = 'running', worker = $2, started_at = %[1]s, heartbeat_at = %[1]s
 			WHERE id = $1 AND state = 'waiting'`), trialID, worker)
@@ -302,8 +302,8 @@ func (s *Store) Renew(ctx context.Context, trialID int64, worker string) (time.T
 	return at.T, err
 }
 
-// SetParam records a parameter of a running trial.
-func (s *Store) SetParam(ctx context.Context, trialID int64, worker, name string, p Param) error {
+// setParam records a parameter of a running trial.
+func (s *Store) setParam(ctx context.Context, trialID int64, worker, name string, p Param) error {
 	if !json.Valid(p.Distribution) {
 		return fmt.Errorf("set parameter %q of trial id %d: the distribution is not valid JSON", name, trialID)
 	}
@@ -321,8 +321,8 @@ func (s *Store) Report(ctx context.Context, trialID int64, worker string, step i
 		step, nullIfNaN(value))
 }
 
-// SetValue sets the value of a running trial.
-func (s *Store) SetValue(ctx context.Context, trialID int64, worker string, value float64) error {
+// setValue sets the value of a running trial.
+func (s *Store) setValue(ctx context.Context, trialID int64, worker string, value float64) error {
 	return s.fenced(ctx, fmt.Sprintf("set the value of trial id %d", trialID), trialID, worker,
 		`UPDATE trials SET value = $3 WHERE `+fence, nullIfNaN(value))
 }
@@ -799,8 +799,8 @@ func (s *Store) readTrials(ctx context.Context, q querier, where, detailWhere st
 	return out, nil
 }
 
-// TrialAttrs returns one kind of a trial's attributes, in one query.
-func (s *Store) TrialAttrs(ctx context.Context, trialID int64, kind AttrKind) (map[string]string, error) {
+// trialAttrs returns one kind of a trial's attributes, in one query.
+func (s *Store) trialAttrs(ctx context.Context, trialID int64, kind AttrKind) (map[string]string, error) {
 	out := map[string]string{}
 	err := s.retry(ctx, fmt.Sprintf("read the %s attributes of trial id %d", kind, trialID), func(ctx context.Context) error {
 		clear(out)
