@@ -50,6 +50,7 @@ endif
 PYTHON ?= /usr/bin/python3
 test-python:
 	$(PYTHON) -m unittest discover -s clients/python
+	$(PYTHON) bench/reference/compare.py --check
 
 # The deployment files checked by modules of their own (their heavy
 # dependencies stay out of floodtune's): the Grafana dashboards strictly
@@ -162,8 +163,8 @@ demo-run: build
 # settings and of MNIST with label noise (flooding and iFlood, 3 seeds), the
 # test loss across flood levels, and the flood-level prior (about an hour
 # on 2 cores with OpenBLAS; studies already finished in out/evidence are read,
-# not run again). The training sweeps against ../shared/reference:
-# make results-sweeps.
+# not run again). The training sweeps against the PyTorch reference in
+# bench/reference/ (bench/results.sh): make results-sweeps.
 results:
 	$(GO) -C bench build -tags '$(TAGS)' -o ../bin/evidence ./evidence
 	bin/evidence -storage sqlite:out/evidence/evidence.db
