@@ -205,35 +205,62 @@ const (
 	MaxSpecBytes = 1 << 20
 )
 
-// option describes a searchable option: the parameter types it may have
-// and how a value is applied to a trial's configuration.
+// option describes a searchable option: the parameter types it may have,
+// how a value is applied to a trial's configuration, and the value a spec
+// fixes for it outside space, if any. Each option is listed here once.
 type option struct {
 	types []string
 	apply func(c *objective.Config, v any) error
+	fixed func(s *Spec) (any, bool)
 }
 
 // options are the options that space may search.
 var options = map[string]option{
-	"lr":           {[]string{Float, Categorical}, setFloat(func(c *objective.Config) *float64 { return &c.LR })},
-	"momentum":     {[]string{Float, Categorical}, setFloat(func(c *objective.Config) *float64 { return &c.Momentum })},
-	"weight_decay": {[]string{Float, Categorical}, setFloat(func(c *objective.Config) *float64 { return &c.WeightDecay })},
-	"flood_level":  {[]string{Float, Categorical}, setFloat(func(c *objective.Config) *float64 { return &c.FloodLevel })},
-	"batch_size":   {[]string{Int, Categorical}, setInt(func(c *objective.Config) *int { return &c.BatchSize })},
-	"epochs":       {[]string{Int, Categorical}, setInt(func(c *objective.Config) *int { return &c.Epochs })},
+	"lr": {[]string{Float, Categorical}, setFloat(func(c *objective.Config) *float64 { return &c.LR }),
+		fixedPtr(func(t *TrainingSpec) *float64 { return t.LR })},
+	"momentum": {[]string{Float, Categorical}, setFloat(func(c *objective.Config) *float64 { return &c.Momentum }),
+		fixedPtr(func(t *TrainingSpec) *float64 { return t.Momentum })},
+	"weight_decay": {[]string{Float, Categorical}, setFloat(func(c *objective.Config) *float64 { return &c.WeightDecay }),
+		fixedPtr(func(t *TrainingSpec) *float64 { return t.WeightDecay })},
+	"flood_level": {[]string{Float, Categorical}, setFloat(func(c *objective.Config) *float64 { return &c.FloodLevel }),
+		fixedPtr(func(t *TrainingSpec) *float64 { return t.FloodLevel })},
+	"batch_size": {[]string{Int, Categorical}, setInt(func(c *objective.Config) *int { return &c.BatchSize }),
+		fixedPtr(func(t *TrainingSpec) *int { return t.BatchSize })},
+	"epochs": {[]string{Int, Categorical}, setInt(func(c *objective.Config) *int { return &c.Epochs }),
+		fixedPtr(func(t *TrainingSpec) *int { return t.Epochs })},
 	"optimizer": {[]string{Categorical}, func(c *objective.Config, v any) error {
 		c.Optimizer = fmt.Sprint(v)
 		return nil
-	}},
+	}, fixedPtr(func(t *TrainingSpec) *string { return t.Optimizer })},
 	"flood": {[]string{Categorical}, func(c *objective.Config, v any) error {
 		m, err := flood.ParseMethod(fmt.Sprint(v))
 		c.Flood = m
 		return err
-	}},
+	}, fixedPtr(func(t *TrainingSpec) *string { return t.Flood })},
 	"hidden": {[]string{Categorical}, func(c *objective.Config, v any) error {
 		w, err := ParseWidths(fmt.Sprint(v))
 		c.Hidden = w
 		return err
+	}, func(s *Spec) (any, bool) {
+		if len(s.Model.Hidden) == 0 {
+			return nil, false
+		}
+		parts := make([]string, len(s.Model.Hidden))
+		for i, w := range s.Model.Hidden {
+			parts[i] = strconv.Itoa(w)
+		}
+		return strings.Join(parts, ","), true
 	}},
+}
+
+// fixedPtr reads an option that training fixes through a pointer field.
+func fixedPtr[T any](field func(*TrainingSpec) *T) func(*Spec) (any, bool) {
+	return func(s *Spec) (any, bool) {
+		if p := field(&s.Training); p != nil {
+			return *p, true
+		}
+		return nil, false
+	}
 }
 
 func setFloat(field func(*objective.Config) *float64) func(*objective.Config, any) error {
@@ -373,28 +400,12 @@ func (s *Spec) ObjectiveName() ObjectiveName {
 // fixedNames returns the options fixed under training or model, with
 // their values.
 func (s *Spec) fixedNames() map[string]any {
-	t := s.Training
 	out := map[string]any{}
-	put := func(name string, set bool, v func() any) {
-		if set {
-			out[name] = v()
+	for name, o := range options {
+		if v, ok := o.fixed(s); ok {
+			out[name] = v
 		}
 	}
-	put("optimizer", t.Optimizer != nil, func() any { return *t.Optimizer })
-	put("lr", t.LR != nil, func() any { return *t.LR })
-	put("momentum", t.Momentum != nil, func() any { return *t.Momentum })
-	put("weight_decay", t.WeightDecay != nil, func() any { return *t.WeightDecay })
-	put("batch_size", t.BatchSize != nil, func() any { return *t.BatchSize })
-	put("epochs", t.Epochs != nil, func() any { return *t.Epochs })
-	put("flood", t.Flood != nil, func() any { return *t.Flood })
-	put("flood_level", t.FloodLevel != nil, func() any { return *t.FloodLevel })
-	put("hidden", len(s.Model.Hidden) > 0, func() any {
-		parts := make([]string, len(s.Model.Hidden))
-		for i, w := range s.Model.Hidden {
-			parts[i] = strconv.Itoa(w)
-		}
-		return strings.Join(parts, ",")
-	})
 	return out
 }
 
