@@ -11,7 +11,7 @@ TAGS     := $(if $(filter 1,$(OPENBLAS)),openblas,)
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS  := -X main.version=$(VERSION)
 
-.PHONY: all build test test-python test-deploy test-bench test-pipeline test-reliability fuzz vet bench bench-step bench-go bench-storage bench-overhead bench-peer bench-search bench-service bench-load bench-tpecost demo demo-run results results-sweeps print-tags clean
+.PHONY: all build test lint test-python test-deploy test-bench test-pipeline test-reliability fuzz vet bench bench-step bench-go bench-storage bench-overhead bench-peer bench-search bench-service bench-load bench-tpecost demo demo-run results results-sweeps print-tags clean
 
 all: build
 
@@ -21,29 +21,56 @@ build:
 print-tags:
 	@echo $(TAGS)
 
+# go vet once for each set of files a build can have. Only objective/ and
+# internal/openblas have build-tagged files: the first run takes the build's
+# tags over everything (with OpenBLAS: blas_openblas.go, internal/openblas,
+# kernels_amd64.go); the second takes objective/ alone with the files the
+# first leaves out (blas_gonum.go, the pure-Go BLAS, and kernels_other.go,
+# the kernels of other CPUs). Vetting all of ./... without the tag again
+# would vet the same files twice. The go test runs of `make test` pass
+# -vet=off: this target, which they depend on, has vetted what they build.
 vet:
 	$(GO) vet -tags '$(TAGS)' ./...
-	$(GO) vet ./...
+	$(GO) vet -tags purego ./objective/
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 
 # The tests, with the BLAS the build uses and, when that is OpenBLAS, once
 # more with the pure-Go BLAS that every machine has. Storage tests use the
 # PostgreSQL named by FLOODTUNE_TEST_DATABASE_URL, or start a throw-away
 # server (scripts/ensure-postgres.sh installs Debian's postgresql if needed).
-test: vet
+# The packages with goroutines of their own (worker pool, leases, caches,
+# servers) run their tests once more under the race detector (about 2
+# minutes on 2 cores; the storage tests that repeat work only for numbers
+# repeat less under it: storage/race_on_test.go).
+RACE_PKGS := ./storage/ ./search/ ./metrics/ ./api/ ./client/
+test: vet lint
 	scripts/ensure-postgres.sh
 	scripts/ensure-prometheus.sh
 	scripts/ensure-python-torch.sh
 	scripts/ensure-pgbouncer.sh
-	$(GO) test -tags '$(TAGS)' -count=1 ./...
+	$(GO) test -vet=off -tags '$(TAGS)' -count=1 ./...
+	$(GO) test -vet=off -race -tags '$(TAGS)' -count=1 $(RACE_PKGS)
 	$(MAKE) test-python
 	$(MAKE) test-deploy
 	$(MAKE) test-bench
 ifeq ($(TAGS),openblas)
-	$(GO) test -count=1 ./flood/ ./objective/ ./cmd/...
+	$(GO) test -vet=off -count=1 ./flood/ ./objective/ ./cmd/...
 endif
 	$(MAKE) test-pipeline
 	$(MAKE) fuzz FUZZTIME=10s
+
+# Static checks of this module and of the nested ones: go.mod and go.sum
+# tidy (go mod tidy -diff prints what tidy would change and fails), and
+# staticcheck with its default checks over the same sets of files as vet
+# (a staticcheck.conf says which check is off in its directory, and why; a
+# //lint:ignore says it for one line).
+STATICCHECK    ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
+NESTED_MODULES  = examples/pipeline bench $(DEPLOY_MODULES)
+lint:
+	$(GO) mod tidy -diff
+	$(STATICCHECK) -tags '$(TAGS)' ./...
+	$(STATICCHECK) -tags purego ./objective/
+	for m in $(NESTED_MODULES); do (cd $$m && $(GO) mod tidy -diff && $(STATICCHECK) ./...) || exit 1; done
 
 # The Python client (clients/python), standard library only, against a fake
 # server; the real service with a PyTorch worker is tested in reliability/.

@@ -687,7 +687,7 @@ func (s *Server) tell(w http.ResponseWriter, r *http.Request) error {
 			err = nil // recorded as failed, as the trial's record says
 		}
 	case storage.Pruned:
-		v := math.NaN()
+		var v float64
 		if req.Value != nil {
 			v = *req.Value
 		} else if v, err = lastReport(r, st, t.Number); err != nil {

@@ -194,6 +194,8 @@ type EpochFunc func(EpochReport) error
 // StopRun, returned by an EpochFunc, ends the run after the epoch as if it
 // were the last (early stopping): the result is that of a run of that many
 // epochs, its final model evaluated.
+//
+//lint:ignore ST1012 a signal, not a failure, named as filepath.SkipDir and fs.SkipAll are; renaming would break embedders.
 var StopRun = errors.New("stop the run after this epoch")
 
 // evalBatch is the batch size of evaluation passes.

@@ -156,7 +156,7 @@ func TestTheServiceKilledAndRestartedLosesNothing(t *testing.T) {
 	srv.kill(t)
 	killed := time.Now()
 	time.Sleep(time.Second) // an outage the workers' calls meet, shorter than the lease
-	srv = e.serve("serve, restarted", addr)
+	e.serve("serve, restarted", addr)
 	t.Logf("the server was back %v after the kill, with %d trials running", time.Since(killed).Round(time.Millisecond), len(inFlight))
 	for _, w := range []*worker{a, b} {
 		if err := w.wait(t, 3*time.Minute); err != nil {

@@ -85,7 +85,6 @@ type proxy struct {
 	wg            sync.WaitGroup
 	mu            sync.Mutex
 	open          map[net.Conn]bool
-	closed        atomic.Bool
 	acceptStopped chan struct{}
 }
 

@@ -403,11 +403,10 @@ func inChildren(ctx context.Context, cfg config, runURL, name string, procs, g i
 		return nil, err
 	}
 	type proc struct {
-		cmd   *exec.Cmd
-		in    io.WriteCloser
-		out   *bufio.Reader
-		errs  strings.Builder
-		ready bool
+		cmd  *exec.Cmd
+		in   io.WriteCloser
+		out  *bufio.Reader
+		errs strings.Builder
 	}
 	ps := make([]*proc, procs)
 	defer func() {

@@ -40,7 +40,10 @@ var schemaless = map[string]bool{"grafana-postgresql-datasource": true}
 //     unchecked).
 //
 // It returns every problem found, joined.
+//
+//lint:ignore SA1019 our dashboards are classic JSON (schemaVersion 39), which dashboard.Dashboard describes; dashboardv2 is another format.
 func decodeStrict(raw []byte) (*dashboard.Dashboard, error) {
+	//lint:ignore SA1019 as above
 	var d dashboard.Dashboard
 	errs := []error{sdkError(d.UnmarshalJSONStrict(raw))}
 	var top struct {

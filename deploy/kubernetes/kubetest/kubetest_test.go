@@ -159,11 +159,7 @@ func TestKubectlKustomizeRendersTheSameObjects(t *testing.T) {
 	if err != nil {
 		t.Fatalf("kubectl kustomize: %v", err)
 	}
-	var docs [][]byte
-	for _, d := range bytes.Split(out, []byte("\n---\n")) {
-		docs = append(docs, d)
-	}
-	theirs, err := Decode(docs)
+	theirs, err := Decode(bytes.Split(out, []byte("\n---\n")))
 	if err != nil {
 		t.Fatal(err)
 	}
