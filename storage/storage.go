@@ -818,7 +818,11 @@ func passwordSpans(s string) []span {
 	if isURL {
 		return append(out, querySpans(s, start)...)
 	}
-	return append(out, keywordValueSpans(s, 0)...)
+	// Neither a URL nor a keyword/value string: whatever a reader could
+	// take for a query's password (a relative URL's ?password=) is masked
+	// too.
+	out = append(out, keywordValueSpans(s, 0)...)
+	return append(out, querySpans(s, 0)...)
 }
 
 // querySpans returns the spans of the values of the query parameters of a
