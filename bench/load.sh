@@ -50,12 +50,8 @@ modes=${MODES:-load cost}
 
 work=$(mktemp -d /tmp/floodtune-load.XXXXXX)
 chmod 755 "$work" # PgBouncer runs as postgres and reads its files here
-pgdir=""
-pgbin=""
 bouncer_pid=""
-as_postgres() {
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
+. bench/lib/postgres.sh
 cleanup() {
   if [ -n "$bouncer_pid" ]; then
     # runuser does not pass the signal on: stop PgBouncer itself.
@@ -63,56 +59,10 @@ cleanup() {
     kill "$bouncer_pid" 2>/dev/null || true
     wait "$bouncer_pid" 2>/dev/null || true
   fi
-  if [ -n "$pgdir" ]; then
-    as_postgres "$pgbin/pg_ctl" -D "$pgdir/data" -m fast -w stop >/dev/null 2>&1 || true
-    rm -rf "$pgdir"
-  fi
+  stop_postgres
   rm -rf "$work"
 }
 trap cleanup EXIT
-
-port_free() {
-  ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-free_port() {
-  local port
-  while :; do
-    port=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
-    if port_free "$port"; then
-      echo "$port"
-      return
-    fi
-  done
-}
-
-start_postgres() {
-  local initdb
-  initdb=$(command -v initdb 2>/dev/null || true)
-  if [ -n "$initdb" ]; then
-    pgbin=$(dirname "$(readlink -f "$initdb")")
-  else
-    pgbin=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1)
-  fi
-  [ -n "$pgbin" ] && [ -x "$pgbin/initdb" ] && [ -x "$pgbin/pg_ctl" ] || return 1
-  if [ "$(id -u)" = 0 ]; then id postgres >/dev/null 2>&1 || return 1; fi
-  pgdir=$(mktemp -d /tmp/floodtune-load-pg.XXXXXX)
-  chmod 755 "$pgdir"
-  if [ "$(id -u)" = 0 ]; then chown postgres: "$pgdir"; fi
-  as_postgres "$pgbin/initdb" -D "$pgdir/data" -U postgres --auth=trust -E UTF8 --locale=C >"$pgdir/initdb.log" 2>&1 || return 1
-  local port try
-  for try in 1 2 3 4 5; do
-    port=$(free_port)
-    if as_postgres "$pgbin/pg_ctl" -D "$pgdir/data" -l "$pgdir/server.log" -w \
-      -o "-p $port -k $pgdir -c listen_addresses=127.0.0.1 -c max_connections=300 -c shared_preload_libraries=pg_stat_statements ${PG_OPTIONS:-}" start >/dev/null; then
-      pg_url="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
-      pg_port=$port
-      return 0
-    fi
-    echo "load.sh: the throw-away server did not start on port $port (attempt $try); its log:" >&2
-    tail -n 5 "$pgdir/server.log" >&2 || true
-  done
-  return 1
-}
 
 # start_pgbouncer starts PgBouncer in front of 127.0.0.1:$1 and sets
 # bouncer_url and bouncer_pid.
@@ -172,19 +122,7 @@ EOF
   return 1
 }
 
-pg_url=${FLOODTUNE_BENCH_DATABASE_URL:-}
-pg_desc="PostgreSQL of \$FLOODTUNE_BENCH_DATABASE_URL"
-if [ -z "$pg_url" ]; then
-  FLOODTUNE_TEST_DATABASE_URL='' scripts/ensure-postgres.sh || true
-  if ! start_postgres; then
-    echo "load.sh: no PostgreSQL: set FLOODTUNE_BENCH_DATABASE_URL, or install the server binaries (scripts/ensure-postgres.sh as root, or apt-get install postgresql)" >&2
-    exit 1
-  fi
-  pg_desc="throw-away PostgreSQL $("$pgbin/postgres" --version | awk '{print $3}'), default settings, max_connections=300, pg_stat_statements${PG_OPTIONS:+ and $PG_OPTIONS}"
-else
-  pg_port=$(sed -E 's|^[a-z]+://[^@/]*@?[^:/]*:?([0-9]*)/.*|\1|' <<<"$pg_url")
-  pg_port=${pg_port:-5432}
-fi
+bench_postgres load "-c max_connections=300 -c shared_preload_libraries=pg_stat_statements" || exit 1
 
 if [ -z "${BOUNCER_PARAMS:-}" ]; then
   if grep -q 'poolParam = "pgbouncer"' storage/storage.go 2>/dev/null; then

@@ -46,40 +46,8 @@ if ! [[ $T =~ ^[0-9]+([.][0-9]+)?$ ]]; then
 fi
 
 work=$(mktemp -d /tmp/floodtune-overhead.XXXXXX)
-pgdir=""
-pgbin=""
-as_postgres() {
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
-cleanup() {
-  if [ -n "$pgdir" ]; then
-    as_postgres "$pgbin/pg_ctl" -D "$pgdir/data" -m fast -w stop >/dev/null 2>&1 || true
-    rm -rf "$pgdir"
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-# start_postgres starts a throw-away server and sets pg_url, or fails.
-start_postgres() {
-  local initdb
-  initdb=$(command -v initdb 2>/dev/null || true)
-  if [ -n "$initdb" ]; then
-    pgbin=$(dirname "$(readlink -f "$initdb")")
-  else
-    pgbin=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1)
-  fi
-  [ -n "$pgbin" ] && [ -x "$pgbin/initdb" ] && [ -x "$pgbin/pg_ctl" ] || return 1
-  if [ "$(id -u)" = 0 ]; then id postgres >/dev/null 2>&1 || return 1; fi
-  pgdir=$(mktemp -d /tmp/floodtune-overhead-pg.XXXXXX)
-  if [ "$(id -u)" = 0 ]; then chown postgres: "$pgdir"; fi
-  as_postgres "$pgbin/initdb" -D "$pgdir/data" -U postgres --auth=trust -E UTF8 --locale=C >"$pgdir/initdb.log" 2>&1 || return 1
-  local port
-  port=$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  as_postgres "$pgbin/pg_ctl" -D "$pgdir/data" -l "$pgdir/server.log" -w \
-    -o "-p $port -k $pgdir -c listen_addresses=127.0.0.1 ${PG_OPTIONS:-}" start >/dev/null || return 1
-  pg_url="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
-}
+. bench/lib/postgres.sh
+trap 'stop_postgres; rm -rf "$work"' EXIT
 
 if ! "$python" -c 'import optuna' 2>/dev/null; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -96,7 +64,7 @@ have_optuna=0
 pg_url=${FLOODTUNE_BENCH_DATABASE_URL:-}
 pg_desc="PostgreSQL of \$FLOODTUNE_BENCH_DATABASE_URL"
 if [ -z "$pg_url" ]; then
-  if start_postgres; then
+  if start_postgres overhead; then
     pg_desc="throw-away PostgreSQL $("$pgbin/postgres" --version | awk '{print $3}'), default settings${PG_OPTIONS:+ and $PG_OPTIONS}"
   else
     pg_url=""
