@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -80,7 +79,7 @@ func findPgBouncer() (string, error) {
 type bouncer struct {
 	root   string
 	cmd    *exec.Cmd
-	exited chan struct{}
+	exited <-chan struct{}
 	url    string
 	log    string
 }
@@ -184,21 +183,8 @@ server_idle_timeout = 600
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	setParentDeathSignal(cmd.SysProcAttr, syscall.SIGKILL)
-	started := make(chan error, 1)
-	exited := make(chan struct{})
-	go func() {
-		// See server.launch: the parent-death signal is the thread's.
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	if err := <-started; err != nil {
+	exited, err := startLocked(cmd, nil)
+	if err != nil {
 		return fmt.Errorf("bouncer: start %s: %w", bin, err)
 	}
 	b.cmd, b.exited = cmd, exited

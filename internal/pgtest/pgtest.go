@@ -211,11 +211,11 @@ type server struct {
 	desc  string   // what to log; never holds a password
 
 	// Only for a throw-away server.
-	root   string        // temporary directory: data/, socket, log
-	cmd    *exec.Cmd     // the postmaster
-	exited chan struct{} // closed when cmd has exited
-	bin    string        // where postgres is
-	data   string        // the data directory
+	root   string          // temporary directory: data/, socket, log
+	cmd    *exec.Cmd       // the postmaster
+	exited <-chan struct{} // closed when cmd has exited
+	bin    string          // where postgres is
+	data   string          // the data directory
 	cred   *syscall.Credential
 	port   int
 	listen []netip.Prefix // besides 127.0.0.1 (see Dedicated)
@@ -403,24 +403,8 @@ func (s *server) launch(port int) error {
 	// sends the postmaster SIGQUIT (immediate shutdown).
 	setParentDeathSignal(cmd.SysProcAttr, syscall.SIGQUIT)
 
-	// The parent-death signal fires when the thread that started the child
-	// ends (go.dev/issue/27505), so start it from a locked thread that lives
-	// as long as the child does.
-	started := make(chan error, 1)
-	exited := make(chan struct{})
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		defer logFile.Close()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	if err := <-started; err != nil {
+	exited, err := startLocked(cmd, func() { logFile.Close() })
+	if err != nil {
 		return fmt.Errorf("start %s: %w", cmd.Path, err)
 	}
 	s.cmd, s.exited = cmd, exited
@@ -618,4 +602,32 @@ func removeStale() {
 func alive(pid int) bool {
 	err := syscall.Kill(pid, 0)
 	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// startLocked starts cmd, whose SysProcAttr asks for a parent-death signal,
+// and returns a channel closed when it has exited; after, if not nil, runs
+// then. The parent-death signal fires when the thread that started the
+// child ends (go.dev/issue/27505), so the child is started, and waited for,
+// from a locked thread that lives as long as it does.
+func startLocked(cmd *exec.Cmd, after func()) (<-chan struct{}, error) {
+	started := make(chan error, 1)
+	exited := make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if after != nil {
+			defer after()
+		}
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	if err := <-started; err != nil {
+		return nil, err
+	}
+	return exited, nil
 }
