@@ -538,6 +538,9 @@ func (s *Server) leased(r *http.Request, token string) (*search.Study, *search.T
 	if err != nil {
 		return nil, nil, "", err
 	}
+	if token == "" {
+		return nil, nil, "", badRequest("lease: required (the token ask gave)")
+	}
 	worker, ok := leaseWorker(token)
 	if !ok {
 		return nil, nil, "", badRequest("lease: not a lease token that ask gave")
@@ -570,9 +573,6 @@ func (s *Server) report(w http.ResponseWriter, r *http.Request) error {
 	var req reportRequest
 	if err := decodeWithKeys(w, r, s.maxBody(), &req, &raw); err != nil {
 		return err
-	}
-	if req.Lease == "" {
-		return badRequest("lease: required (the token ask gave)")
 	}
 	if req.Step == nil || *req.Step < 0 || *req.Step > MaxStep {
 		return badRequest("step: required, a whole number from 0 to %d", MaxStep)
@@ -608,9 +608,6 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, s.maxBody(), &req, false); err != nil {
 		return err
 	}
-	if req.Lease == "" {
-		return badRequest("lease: required (the token ask gave)")
-	}
 	_, t, _, err := s.leased(r, req.Lease)
 	if err != nil {
 		return err
@@ -642,9 +639,6 @@ func (s *Server) tell(w http.ResponseWriter, r *http.Request) error {
 	var raw map[string]json.RawMessage
 	if err := decodeWithKeys(w, r, s.maxBody(), &req, &raw); err != nil {
 		return err
-	}
-	if req.Lease == "" {
-		return badRequest("lease: required (the token ask gave)")
 	}
 	switch req.State {
 	case storage.Complete:
@@ -703,12 +697,7 @@ func (s *Server) tell(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	rec, err := st.Trial(r.Context(), t.Number)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, newTrialJSON(rec))
-	return nil
+	return writeTrial(w, r, st, t.Number)
 }
 
 // lastReport is the value a trial reported at its highest step; NaN if none.
@@ -734,9 +723,6 @@ func (s *Server) release(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, s.maxBody(), &req, false); err != nil {
 		return err
 	}
-	if req.Lease == "" {
-		return badRequest("lease: required (the token ask gave)")
-	}
 	st, t, worker, err := s.leased(r, req.Lease)
 	if err == nil {
 		err = t.ReleaseWith(r.Context(), releaseReason)
@@ -748,7 +734,12 @@ func (s *Server) release(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	rec, err := st.Trial(r.Context(), t.Number)
+	return writeTrial(w, r, st, t.Number)
+}
+
+// writeTrial answers with the trial numbered n of st, as stored now.
+func writeTrial(w http.ResponseWriter, r *http.Request, st *search.Study, n int) error {
+	rec, err := st.Trial(r.Context(), n)
 	if err != nil {
 		return err
 	}
