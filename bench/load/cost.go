@@ -59,6 +59,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/floodtune/floodtune/bench/internal/stats"
+
 	"github.com/jackc/pgx/v5"
 
 	"github.com/floodtune/floodtune/search"
@@ -181,7 +183,7 @@ func runCost(ctx context.Context, w io.Writer, cfg costConfig) error {
 	postmaster := postmasterPID(ctx, admin)
 	fmt.Fprintf(w, "## Cost of a trial to the database\n\n")
 	fmt.Fprintf(w, "PostgreSQL %s at %s (synchronous_commit %s, max_connections %d, shared_preload_libraries '%s'); %d CPUs; load average before: %s\n",
-		version, storage.Redact(cfg.db), syncCommit, maxConns, preload, cfgCPUs(), loadAverage())
+		version, storage.Redact(cfg.db), syncCommit, maxConns, preload, cfgCPUs(), stats.LoadAverage())
 	fmt.Fprintf(w, "each profile: a fresh database, %d warm-up trials, then %d measured trials on one worker through a byte-counting proxy; per trial:\n\n", cfg.warmup, cfg.trials)
 
 	profiles := []struct {
@@ -305,7 +307,7 @@ func runCost(ctx context.Context, w io.Writer, cfg costConfig) error {
 		fmt.Fprintf(w, "| %v | %.3f | %.2f | %.2f | %.0f | %s | %s | %.0f | %s |\n", L, cpuRate*1e3, txRate, syncRate, byCPU, bySync, byGroup, byConn, first)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "load average after: %s\n", loadAverage())
+	fmt.Fprintf(w, "load average after: %s\n", stats.LoadAverage())
 	return nil
 }
 

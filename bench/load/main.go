@@ -53,7 +53,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"os/exec"
 	"runtime"
@@ -61,6 +60,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/floodtune/floodtune/bench/internal/stats"
 
 	"github.com/jackc/pgx/v5"
 
@@ -221,7 +222,7 @@ func runLoad(ctx context.Context, w io.Writer, cfg config) error {
 	fmt.Fprintf(w, "%d trials per study (a fresh database and study per run), sampler %s (the storage's cost, not a sampler's), %d report(s) per trial, no pruner, no baseline, trivial objective; timeout %v per run\n",
 		cfg.trials, cfg.sampler, cfg.steps, cfg.timeout)
 	fmt.Fprintf(w, "a worker: a goroutine with its own search.Study handle, loop Ask (claim) → Report → Tell (finish); processes > 1: the workers split evenly over child processes of this program\n")
-	fmt.Fprintf(w, "%s, %d CPUs; load average before: %s\n\n", runtime.Version(), runtime.NumCPU(), loadAverage())
+	fmt.Fprintf(w, "%s, %d CPUs; load average before: %s\n\n", runtime.Version(), runtime.NumCPU(), stats.LoadAverage())
 
 	var rows []*row
 	var failed []string
@@ -240,12 +241,12 @@ func runLoad(ctx context.Context, w io.Writer, cfg config) error {
 				}
 				rows = append(rows, r)
 				fmt.Fprintf(os.Stderr, "load: %d workers, %d processes, %s: %.0f trials/s, %d errors (load average %s)\n",
-					n, p, path, float64(cfg.trials)/r.wall.Seconds(), r.res.errorCount(), loadAverage())
+					n, p, path, float64(cfg.trials)/r.wall.Seconds(), r.res.errorCount(), stats.LoadAverage())
 			}
 		}
 	}
 	printLoad(w, cfg, rows)
-	fmt.Fprintf(w, "load average after: %s\n", loadAverage())
+	fmt.Fprintf(w, "load average after: %s\n", stats.LoadAverage())
 	if len(failed) > 0 {
 		return fmt.Errorf("%d run(s) FAILED:\n  %s", len(failed), strings.Join(failed, "\n  "))
 	}
@@ -530,17 +531,6 @@ func verify(ctx context.Context, st *storage.Store, studyID int64, n int, told [
 	return nil
 }
 
-// percentile returns the p-quantile of ds by the nearest rank; 0 for none.
-func percentile(ds []time.Duration, p float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := int(math.Ceil(p*float64(len(s)))) - 1
-	return s[min(max(i, 0), len(s)-1)]
-}
-
 func printLoad(w io.Writer, cfg config, rows []*row) {
 	fmt.Fprintln(w, "| workers | processes | path | trials/s | claim p50 ms | claim p99 ms | finish p50 ms | finish p99 ms | errors |")
 	fmt.Fprintln(w, "|---:|---:|---|---:|---:|---:|---:|---:|---|")
@@ -560,7 +550,7 @@ func printLoad(w io.Writer, cfg config, rows []*row) {
 			errs = fmt.Sprintf("%d (%s)", n, strings.Join(parts, ", "))
 		}
 		fmt.Fprintf(w, "| %d | %d | %s | %.0f | %s | %s | %s | %s | %s |\n", r.workers, r.procs, r.path, float64(cfg.trials)/r.wall.Seconds(),
-			ms(percentile(r.res.Claims, 0.5)), ms(percentile(r.res.Claims, 0.99)), ms(percentile(r.res.Finishes, 0.5)), ms(percentile(r.res.Finishes, 0.99)), errs)
+			ms(stats.Percentile(r.res.Claims, 0.5)), ms(stats.Percentile(r.res.Claims, 0.99)), ms(stats.Percentile(r.res.Finishes, 0.5)), ms(stats.Percentile(r.res.Finishes, 0.99)), errs)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "Every run: exactly %d trials counted, all complete, numbers unique and gap-free, each told by one worker once (checked after the run).\n\n", cfg.trials)

@@ -204,16 +204,4 @@ func (c cpuTimes) busy(d time.Duration) float64 {
 	return c.total.Seconds() / (d.Seconds() * float64(runtime.NumCPU()))
 }
 
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
-}
-
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d)/float64(time.Millisecond)) }

@@ -48,7 +48,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -62,6 +61,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/floodtune/floodtune/bench/internal/stats"
 
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/sync/errgroup"
@@ -235,7 +236,7 @@ func run(ctx context.Context, w io.Writer, cfg config) error {
 	fmt.Fprintf(w, "%d trials per study (a fresh study and schema per run), %d report(s) per trial, sampler %s, no pruner, no baseline; trivial objective; %d round(s) per row\n",
 		cfg.trials, cfg.steps, cfg.sampler, cfg.rounds)
 	fmt.Fprintf(w, "trials/s: the budget over the time from the clients' start to the last trial's tell (median of the rounds); latencies of the asks that leased a trial, of reports and tells (all rounds)\n")
-	fmt.Fprintf(w, "%s, GOMAXPROCS %d, %d CPUs; load average before: %s\n\n", runtime.Version(), runtime.GOMAXPROCS(0), runtime.NumCPU(), loadAverage())
+	fmt.Fprintf(w, "%s, GOMAXPROCS %d, %d CPUs; load average before: %s\n\n", runtime.Version(), runtime.GOMAXPROCS(0), runtime.NumCPU(), stats.LoadAverage())
 
 	if cfg.cpuProfile != "" {
 		f, err := os.Create(cfg.cpuProfile)
@@ -556,17 +557,6 @@ func check(ctx context.Context, st *storage.Store, studyID int64, n int) error {
 	return nil
 }
 
-// percentile returns the p-quantile of ds by the nearest rank; 0 for none.
-func percentile(ds []time.Duration, p float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := int(math.Ceil(p*float64(len(s)))) - 1
-	return s[min(max(i, 0), len(s)-1)]
-}
-
 // writeCSV writes every call of results to path.
 func writeCSV(path string, results []*result) error {
 	var b strings.Builder
@@ -605,10 +595,10 @@ func printTable(w io.Writer, cfg config, results []*result) {
 		}
 		rp50, rp99 := "–", "–"
 		if len(r.report) > 0 {
-			rp50, rp99 = ms(percentile(r.report, 0.50)), ms(percentile(r.report, 0.99))
+			rp50, rp99 = ms(stats.Percentile(r.report, 0.50)), ms(stats.Percentile(r.report, 0.99))
 		}
 		fmt.Fprintf(w, "| %d | %s | %.0f | %s | %s | %s | %s | %s | %s | %s |\n", r.clients, r.path, r.trialsPerSec,
-			ms(percentile(r.ask, 0.50)), ms(percentile(r.ask, 0.99)), ms(percentile(r.tell, 0.50)), ms(percentile(r.tell, 0.99)), rp50, rp99, ratio)
+			ms(stats.Percentile(r.ask, 0.50)), ms(stats.Percentile(r.ask, 0.99)), ms(stats.Percentile(r.tell, 0.50)), ms(stats.Percentile(r.tell, 0.99)), rp50, rp99, ratio)
 	}
 	fmt.Fprintln(w)
 	if cfg.rounds > 1 {
@@ -686,9 +676,9 @@ func printTable(w io.Writer, cfg config, results []*result) {
 		note = fmt.Sprintf("; measured at %d trials, not %d", cfg.trials, goalAskTrials)
 	}
 	if d := find(goalAskClients, pathDirect); d != nil {
-		note += fmt.Sprintf("; direct path: %s ms", ms(percentile(d.ask, 0.99)))
+		note += fmt.Sprintf("; direct path: %s ms", ms(stats.Percentile(d.ask, 0.99)))
 	}
-	p99 := percentile(h.ask, 0.99)
+	p99 := stats.Percentile(h.ask, 0.99)
 	fmt.Fprintf(w, "- ask p99 < %v over HTTP at %d clients and %d trials: %s (%s ms%s)\n", goalAskP99, goalAskClients, goalAskTrials, met(p99 < goalAskP99), ms(p99), note)
 }
 
@@ -802,18 +792,6 @@ func (c cpuTimes) disturbed() string {
 		return ""
 	}
 	return fmt.Sprintf(" — other programs used %.0f%% of the machine", 100*c.othersShare())
-}
-
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
 }
 
 // serverVersion returns the PostgreSQL server's version.

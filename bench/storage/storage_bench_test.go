@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/floodtune/floodtune/bench/internal/stats"
+
 	"github.com/c-bata/goptuna"
 	"github.com/c-bata/goptuna/tpe"
 )
@@ -114,7 +116,7 @@ func BenchmarkStudy(b *testing.B) {
 								b.Fatalf("%s: %d trials, want %d", name, len(trials), n)
 							}
 						}
-						med := median(times)
+						med := stats.Median(times)
 						b.ReportMetric(med.Seconds()*1e3, "median-ms/load")
 						record(b, tableLoad, strconv.Itoa(n), name, med.Seconds())
 					})
@@ -140,7 +142,7 @@ func BenchmarkStudy(b *testing.B) {
 								b.Fatal(err)
 							}
 						}
-						med := median(times)
+						med := stats.Median(times)
 						b.ReportMetric(med.Seconds()*1e3, "median-ms/sample")
 						record(b, tableTPE, strconv.Itoa(n), name, med.Seconds())
 					})
@@ -148,14 +150,6 @@ func BenchmarkStudy(b *testing.B) {
 			})
 		})
 	}
-}
-
-func median(ts []time.Duration) time.Duration {
-	slices.Sort(ts)
-	if n := len(ts); n%2 == 0 {
-		return (ts[n/2-1] + ts[n/2]) / 2
-	}
-	return ts[len(ts)/2]
 }
 
 func parseSizes(s string) ([]int, error) {

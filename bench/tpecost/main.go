@@ -57,12 +57,13 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/floodtune/floodtune/bench/internal/stats"
 
 	"github.com/c-bata/goptuna"
 	"github.com/c-bata/goptuna/tpe"
@@ -144,15 +145,6 @@ func exec(ctx context.Context, rawURL string, stmts ...string) error {
 	return nil
 }
 
-func loadAverage() string {
-	b, _ := os.ReadFile("/proc/loadavg")
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
-}
-
 type figures struct {
 	n                        int
 	fill                     time.Duration
@@ -184,7 +176,7 @@ func run(ctx context.Context, w io.Writer, cfg config) error {
 		conn.Close(ctx)
 	}
 	fmt.Fprintf(w, "## TPE: one suggestion as the study grows\n\n")
-	fmt.Fprintf(w, "PostgreSQL %s at %s; %s, %d CPUs; load average before: %s\n", version, storage.Redact(cfg.db), runtime.Version(), runtime.NumCPU(), loadAverage())
+	fmt.Fprintf(w, "PostgreSQL %s at %s; %s, %d CPUs; load average before: %s\n", version, storage.Redact(cfg.db), runtime.Version(), runtime.NumCPU(), stats.LoadAverage())
 	fmt.Fprintf(w, "one study (external trainer, TPE over flood_level and a log-uniform lr, constant liar in Ask), complete trials with %d intermediate values, 2 system and %d user attributes each; medians of %d warm repetitions\n\n", cfg.epochs, cfg.attrs, cfg.reps)
 
 	spec, err := search.ParseSpec(fmt.Appendf(nil, `trainer: external
@@ -251,7 +243,7 @@ space:
 		if err := exec(ctx, dbURL, "VACUUM (ANALYZE)"); err != nil {
 			return err
 		}
-		fmt.Fprintf(os.Stderr, "tpecost: %d trials stored (%.1f s); measuring (load average %s)\n", n, fillTime.Seconds(), loadAverage())
+		fmt.Fprintf(os.Stderr, "tpecost: %d trials stored (%.1f s); measuring (load average %s)\n", n, fillTime.Seconds(), stats.LoadAverage())
 		f, err := measure(ctx, dbURL, stored.ID, name, n, cfg, i == len(cfg.sizes)-1)
 		if err != nil {
 			return fmt.Errorf("%d trials: %w", n, err)
@@ -279,7 +271,7 @@ space:
 		}(), " / "), cfg.fill)
 	fmt.Fprintf(w, "Goal: one suggestion at %d trials under %v of storage time: warm %s (%s ms), cold %s (%s ms)\n",
 		last.n, goal, met(last.storeWarm < goal), ms(last.storeWarm), met(last.storeCold < goal), ms(last.storeCold))
-	fmt.Fprintf(w, "load average after: %s\n", loadAverage())
+	fmt.Fprintf(w, "load average after: %s\n", stats.LoadAverage())
 	return nil
 }
 
@@ -395,15 +387,6 @@ func suggest(adapter *storage.Goptuna, studyID int64, name string, n int, seed i
 	return view.spent, total - view.spent, view.loads, nil
 }
 
-func median(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	if k := len(s); k%2 == 0 {
-		return (s[k/2-1] + s[k/2]) / 2
-	}
-	return s[len(s)/2]
-}
-
 func measure(ctx context.Context, dbURL string, studyID int64, name string, n int, cfg config, profile bool) (figures, error) {
 	f := figures{n: n}
 	// Store.Trials, cold then warm.
@@ -427,7 +410,7 @@ func measure(ctx context.Context, dbURL string, studyID int64, name string, n in
 			}
 			warm = append(warm, time.Since(t0))
 		}
-		f.trialsWarm = median(warm)
+		f.trialsWarm = stats.Median(warm)
 		st.Close()
 	}
 	// One suggestion, storage apart from the sampler, cold then warm.
@@ -460,7 +443,7 @@ func measure(ctx context.Context, dbURL string, studyID int64, name string, n in
 			}
 			ss, ps = append(ss, s), append(ps, p)
 		}
-		f.storeWarm, f.samplerWarm, f.loadWarm = median(ss), median(ps), median(gs)
+		f.storeWarm, f.samplerWarm, f.loadWarm = stats.Median(ss), stats.Median(ps), stats.Median(gs)
 		st.Close()
 	}
 	// The first query of Store.Trials alone, the same SQL on a pgx
@@ -490,7 +473,7 @@ func measure(ctx context.Context, dbURL string, studyID int64, name string, n in
 			qs = append(qs, time.Since(t0))
 			f.listRows = k
 		}
-		f.listQuery = median(qs)
+		f.listQuery = stats.Median(qs)
 		conn.Close(ctx)
 	}
 	// Ask end to end, cold then warm.
@@ -534,6 +517,6 @@ func measure(ctx context.Context, dbURL string, studyID int64, name string, n in
 		}
 		warm = append(warm, d)
 	}
-	f.askWarm = median(warm)
+	f.askWarm = stats.Median(warm)
 	return f, nil
 }
