@@ -150,11 +150,10 @@ type studyJSON struct {
 	Baseline  *trialJSON            `json:"baseline,omitempty"`
 }
 
-// describe reads a study's progress, best trial and baseline.
-func (s *Server) describe(r *http.Request, st *search.Study, detail bool) (*studyJSON, error) {
-	ctx := r.Context()
-	stored := st.Stored()
-	counts, counted, err := st.Counts(ctx)
+// describe reads a study's progress; with its handle st, also its best
+// trial and its baseline.
+func (s *Server) describe(ctx context.Context, stored *storage.Study, st *search.Study) (*studyJSON, error) {
+	counts, counted, err := s.Store.Counts(ctx, stored.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -167,7 +166,7 @@ func (s *Server) describe(r *http.Request, st *search.Study, detail bool) (*stud
 	if out.Counts == nil {
 		out.Counts = map[storage.State]int{}
 	}
-	if !detail {
+	if st == nil {
 		return out, nil
 	}
 	for _, f := range []struct {
@@ -197,14 +196,7 @@ func (s *Server) listStudies(w http.ResponseWriter, r *http.Request) error {
 		if !allowed(tok, readStudy, ss.ID) {
 			continue
 		}
-		st, err := search.Load(r.Context(), s.Store, ss.Name)
-		if errors.Is(err, storage.ErrNotFound) {
-			continue // deleted meanwhile
-		}
-		if err != nil {
-			return err
-		}
-		d, err := s.describe(r, st, false)
+		d, err := s.describe(r.Context(), ss, nil)
 		if err != nil {
 			return err
 		}
@@ -254,7 +246,7 @@ func (s *Server) createStudy(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	d, err := s.describe(r, st, true)
+	d, err := s.describe(r.Context(), st.Stored(), st)
 	if err != nil {
 		return err
 	}
@@ -282,7 +274,7 @@ func (s *Server) getStudy(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	d, err := s.describe(r, st, true)
+	d, err := s.describe(r.Context(), st.Stored(), st)
 	if err != nil {
 		return err
 	}
