@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -395,13 +396,18 @@ func TestMetricsAddresses(t *testing.T) {
 			}
 			timer := time.AfterFunc(30*time.Second, func() { _ = cmd.Process.Kill() })
 			var lines []string
+			var interrupt sync.Once
 			sc := bufio.NewScanner(stderr)
 			for sc.Scan() {
 				lines = append(lines, sc.Text())
-				if strings.Contains(sc.Text(), "metrics on http://") {
+				if strings.HasPrefix(sc.Text(), "metrics on http://") {
 					// The warning, if any, is the next line: give it a
-					// moment, then stop serve.
-					time.AfterFunc(time.Second, func() { _ = cmd.Process.Signal(os.Interrupt) })
+					// moment, then stop serve, once (the warning names
+					// the address too, and a second interrupt that
+					// comes after serve let go of the signal kills it).
+					interrupt.Do(func() {
+						time.AfterFunc(time.Second, func() { _ = cmd.Process.Signal(os.Interrupt) })
+					})
 				}
 			}
 			err = cmd.Wait()
