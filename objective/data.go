@@ -29,7 +29,22 @@ type Data struct {
 	Train, Val, Test Split
 	// NoisyTrain, NoisyVal: how many labels label noise changed in each split.
 	NoisyTrain, NoisyVal int
+	// Image is the shape of a row when the rows are images (mnist, idx):
+	// Features = Channels·Height·Width values, channel by channel, each
+	// channel row by row. It is zero for data that are not images.
+	Image ImageShape
 }
+
+// ImageShape is the shape of one image: Channels × Height × Width.
+type ImageShape struct {
+	Channels, Height, Width int
+}
+
+// IsZero reports whether the shape is unset (the rows are not images).
+func (s ImageShape) IsZero() bool { return s == ImageShape{} }
+
+// String is the shape as C×H×W.
+func (s ImageShape) String() string { return fmt.Sprintf("%d×%d×%d", s.Channels, s.Height, s.Width) }
 
 // DatasetSpec says which dataset to build and how.
 //

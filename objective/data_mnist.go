@@ -166,7 +166,12 @@ func loadMNIST(ctx context.Context, s DatasetSpec) (*Data, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return assembleData(ctx, s, mnistFeatures, mnistClasses, train, testSplit)
+	d, err := assembleData(ctx, s, mnistFeatures, mnistClasses, train, testSplit)
+	if err != nil {
+		return nil, err
+	}
+	d.Image = ImageShape{Channels: 1, Height: mnistRows, Width: mnistCols}
+	return d, nil
 }
 
 // readMNISTPair reads an images file and its labels file and checks that
