@@ -10,7 +10,7 @@ import (
 )
 
 // ErrDatasetNotFound is wrapped by LoadDataset when the files of a dataset
-// (the MNIST idx files, a csv file) are missing.
+// (MNIST's idx files, the files of an idx dataset, a csv file) are missing.
 var ErrDatasetNotFound = errors.New("dataset not found")
 
 // Split is one part of a dataset: N rows of Features float32 values,
@@ -52,10 +52,21 @@ func (s ImageShape) String() string { return fmt.Sprintf("%d×%d×%d", s.Channel
 // given. When ValSize is not given with it, ValSize is derived from
 // ValFraction so that train and validation split the pool in the proportion
 // (1-ValFraction):ValFraction, e.g. TrainSize 800 gives 200 validation rows.
-// For mnist and csv the TrainSize+ValSize rows are a seeded subsample of the
-// available training pool. Without TrainSize the whole pool is split.
+// For mnist, idx and csv the TrainSize+ValSize rows are a seeded subsample
+// of the available training pool. Without TrainSize the whole pool is split.
+//
+// An idx dataset is any dataset shipped in MNIST's IDX format of unsigned
+// bytes (Fashion-MNIST, Kuzushiji-MNIST, EMNIST), named either
+// "idx:DIR", a directory holding the training images, training labels,
+// test images and test labels files under MNIST's names
+// (train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte,
+// t10k-labels-idx1-ubyte, or names ending in them, "test" for "t10k",
+// idx4 for images with channels, each gzipped or not), or
+// "idx:TRAIN_IMAGES,TRAIN_LABELS,TEST_IMAGES,TEST_LABELS", the four files
+// themselves (a path with commas is such a list unless it is an existing
+// directory). Its classes are the labels found: the largest plus one.
 type DatasetSpec struct {
-	Name         string  // "mnist", "gauss2d", "sinusoid2d", "spiral", or "csv:PATH"
+	Name         string  // "mnist", "gauss2d", "sinusoid2d", "spiral", "csv:PATH", "idx:DIR" or "idx:TRAIN_IMAGES,TRAIN_LABELS,TEST_IMAGES,TEST_LABELS"
 	TrainSize    int     // 0: dataset default
 	ValSize      int     // 0: ValFraction of the training pool
 	TestSize     int     // 0: dataset default
@@ -75,7 +86,9 @@ const (
 	kindSpiral     = "spiral"
 	kindCSV        = "csv"
 	csvPrefix      = "csv:"
-	knownDatasets  = "mnist, gauss2d, sinusoid2d, spiral, csv:PATH"
+	kindIdx        = "idx"
+	idxPrefix      = "idx:"
+	knownDatasets  = "mnist, gauss2d, sinusoid2d, spiral, csv:PATH, idx:DIR"
 )
 
 const (
@@ -104,7 +117,7 @@ func newRand(seed int64, stream uint64) *rand.Rand {
 }
 
 // kind returns the dataset kind named by s.Name ("" when unknown) and, for
-// csv, the path.
+// csv and idx, the path.
 func (s DatasetSpec) kind() (kind, path string) {
 	switch s.Name {
 	case kindMNIST, kindGauss2D, kindSinusoid2D, kindSpiral:
@@ -113,11 +126,15 @@ func (s DatasetSpec) kind() (kind, path string) {
 	if p, ok := strings.CutPrefix(s.Name, csvPrefix); ok {
 		return kindCSV, p
 	}
+	if p, ok := strings.CutPrefix(s.Name, idxPrefix); ok {
+		return kindIdx, p
+	}
 	return "", ""
 }
 
 // knownClasses returns the number of classes of the dataset when it is known
-// before loading it, and 0 otherwise (csv).
+// before loading it, and 0 otherwise (csv, idx): label noise is then
+// checked against the classes found when the data are loaded.
 func knownClasses(kind string) int {
 	switch kind {
 	case kindMNIST:
@@ -155,6 +172,10 @@ func (s DatasetSpec) Validate() error {
 		add("unknown dataset %q (known: %s)", s.Name, knownDatasets)
 	case kind == kindCSV && strings.TrimSpace(path) == "":
 		add("csv dataset without a path (want csv:PATH)")
+	case kind == kindIdx:
+		if _, _, err := parseIdxSource(path); err != nil {
+			add("%v", err)
+		}
 	}
 
 	sizesOK := true
@@ -192,7 +213,11 @@ func (s DatasetSpec) Validate() error {
 		}
 	}
 	if kind != "" && kind != kindMNIST && s.DataDir != "" {
-		add("data directory %q given for dataset %q, which is not mnist", s.DataDir, s.Name)
+		hint := ""
+		if kind == kindIdx {
+			hint = " (an idx dataset names its directory: idx:DIR)"
+		}
+		add("data directory %q given for dataset %q, which is not mnist%s", s.DataDir, s.Name, hint)
 	}
 
 	if sizesOK && isSynthetic(kind) {
@@ -235,6 +260,8 @@ func LoadDataset(ctx context.Context, s DatasetSpec) (*Data, error) {
 		return loadMNIST(ctx, s)
 	case kindCSV:
 		return loadCSV(ctx, s, path)
+	case kindIdx:
+		return loadIdx(ctx, s, path)
 	default:
 		return loadSynthetic(ctx, s, kind)
 	}

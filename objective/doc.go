@@ -1,5 +1,6 @@
 // Package objective is what one trial of floodtune's built-in trainer does:
-// load a dataset (MNIST, the flooding paper's synthetic sets, a CSV file)
+// load a dataset (MNIST, any dataset in MNIST's IDX format such as
+// Fashion-MNIST or EMNIST, the flooding paper's synthetic sets, a CSV file)
 // with a seeded split and label noise, build the MLP as a Gorgonia graph
 // whose loss is flooded through package flood, and train it with SGD,
 // momentum or Adam, reporting each epoch through a callback.
@@ -9,6 +10,10 @@
 //		Hidden: []int{500, 500}, Optimizer: objective.Momentum, LR: 0.1, BatchSize: 128, Epochs: 20,
 //		Flood: flood.Batch, FloodLevel: 0.94, Seed: 7,
 //	}, func(e objective.EpochReport) error { return nil })
+//
+// Datasets are named "mnist", "gauss2d", "sinusoid2d", "spiral", "csv:PATH",
+// and "idx:DIR" (a directory holding the four IDX files, found by MNIST's
+// names) or "idx:TRAIN_IMAGES,TRAIN_LABELS,TEST_IMAGES,TEST_LABELS".
 //
 // A run is reproducible bit for bit from its Config (its seed included) at
 // a fixed BLAS thread count. The package knows nothing of studies, storage
