@@ -79,7 +79,7 @@ func ForkEpoch(minLoss, minSampleLoss []float64, m flood.Method, b float64) int 
 func (cp *Checkpoint) Forkable(d *Data, c Config) error {
 	p := cp.Config
 	switch {
-	case !slices.Equal(p.Hidden, c.Hidden) || p.Optimizer != c.Optimizer || p.LR != c.LR || p.Momentum != c.Momentum ||
+	case !slices.Equal(p.Conv, c.Conv) || !slices.Equal(p.Hidden, c.Hidden) || p.Optimizer != c.Optimizer || p.LR != c.LR || p.Momentum != c.Momentum ||
 		p.WeightDecay != c.WeightDecay || p.BatchSize != c.BatchSize || p.Seed != c.Seed:
 		return fmt.Errorf("the checkpoint is of another configuration (%+v) than the run's (%+v)", p, c)
 	case cp.Epoch > c.Epochs:
@@ -89,16 +89,18 @@ func (cp *Checkpoint) Forkable(d *Data, c Config) error {
 	case ForkEpoch(cp.MinLoss[:cp.Epoch], cp.MinSampleLoss[:cp.Epoch], c.Flood, c.FloodLevel) < cp.Epoch:
 		return fmt.Errorf("flooding %s at b = %v would have ascended before the end of epoch %d", c.Flood, c.FloodLevel, cp.Epoch)
 	}
-	// The model's tensors, W0, B0, W1, B1, ... (Model.Params), on d.
-	sizes := append(append([]int{d.Features}, c.Hidden...), d.Classes)
-	if want := 2 * (len(sizes) - 1); len(cp.Params) != want {
-		return fmt.Errorf("the checkpoint holds %d parameter tensors, the model %d", len(cp.Params), want)
+	// The model's tensors (Model.Params), on d.
+	m, err := c.newModel(d)
+	if err != nil {
+		return err
 	}
-	for l := 0; l+1 < len(sizes); l++ {
-		for i, want := range []int{sizes[l] * sizes[l+1], sizes[l+1]} {
-			if got := len(cp.Params[2*l+i]); got != want {
-				return fmt.Errorf("parameter tensor %d has %d values in the checkpoint, %d in the model", 2*l+i, got, want)
-			}
+	want := m.Params()
+	if len(cp.Params) != len(want) {
+		return fmt.Errorf("the checkpoint holds %d parameter tensors, the model %d", len(cp.Params), len(want))
+	}
+	for i, w := range want {
+		if got := len(cp.Params[i]); got != len(w) {
+			return fmt.Errorf("parameter tensor %d has %d values in the checkpoint, %d in the model", i, got, len(w))
 		}
 	}
 	return nil
@@ -132,6 +134,7 @@ func (t *trainer) checkpoint(epoch int, res *Result, minLoss, minSample []float6
 	cp := &Checkpoint{Epoch: epoch, Steps: t.steps, Config: t.cfg,
 		History: slices.Clone(res.History), MinLoss: slices.Clone(minLoss), MinSampleLoss: slices.Clone(minSample)}
 	cp.Config.Hidden = slices.Clone(t.cfg.Hidden)
+	cp.Config.Conv = slices.Clone(t.cfg.Conv)
 	cp.Best = Result{BestEpoch: res.BestEpoch, BestValLoss: res.BestValLoss, BestValAcc: res.BestValAcc,
 		BestTestLoss: res.BestTestLoss, BestTestAcc: res.BestTestAcc, BestTested: res.BestTested}
 	for _, p := range t.params {
@@ -155,7 +158,7 @@ func (t *trainer) restore(cp *Checkpoint) error {
 	if err := t.opt.restore(cp.OptState, cp.OptSteps); err != nil {
 		return err
 	}
-	t.steps, t.prefixSteps = cp.Steps, cp.Steps
+	t.steps = cp.Steps
 	return nil
 }
 

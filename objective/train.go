@@ -14,6 +14,10 @@ import (
 
 // Config is one training run's hyperparameters.
 type Config struct {
+	// Conv, when not empty, makes the model a convolutional network on
+	// the data's images: these layers, then dense layers of the widths
+	// Hidden. Without it the model is an MLP of hidden layers Hidden.
+	Conv        []ConvLayer  `json:"conv,omitempty"`
 	Hidden      []int        `json:"hidden"`
 	Optimizer   string       `json:"optimizer"`
 	LR          float64      `json:"lr"`
@@ -44,6 +48,9 @@ const (
 	MaxWidth      = 65_536
 	MaxLayers     = 64
 	MaxParameters = 1 << 28
+	// MaxActivations bounds the values of the largest matrix of windows a
+	// convolutional layer lays out for one batch (1 GiB of float32).
+	MaxActivations = 1 << 28
 )
 
 func (c Config) momentum() float64 {
@@ -68,6 +75,14 @@ func (c Config) Validate() error {
 		}
 		if w > MaxWidth {
 			return fmt.Errorf("hidden layers: width %d of layer %d is more than the limit of %d", w, i+1, MaxWidth)
+		}
+	}
+	if len(c.Conv) > MaxLayers {
+		return fmt.Errorf("convolutional layers: %d layers is more than the limit of %d", len(c.Conv), MaxLayers)
+	}
+	for i, l := range c.Conv {
+		if err := l.Validate(); err != nil {
+			return fmt.Errorf("convolutional layer %d: %w", i+1, err)
 		}
 	}
 	switch strings.ToLower(c.Optimizer) {
@@ -107,8 +122,24 @@ func (c Config) ValidateFor(d *Data) error {
 	if c.BatchSize > d.Train.N {
 		return fmt.Errorf("batch size: %d is larger than the training set (%d rows)", c.BatchSize, d.Train.N)
 	}
-	params := 0
-	sizes := append(append([]int{d.Features}, c.Hidden...), d.Classes)
+	params, features := 0, d.Features
+	if len(c.Conv) > 0 {
+		if d.Image.IsZero() {
+			return fmt.Errorf("convolutional layers: they need images, and the rows of %s are not (use mnist or idx:DIR, or an MLP)", d.Name)
+		}
+		shapes, err := convShapes(d.Image, c.Conv)
+		if err != nil {
+			return err
+		}
+		for _, s := range shapes {
+			params += (s.patch + 1) * s.conv.Channels
+			if cols := c.BatchSize * s.convRows * s.patch; cols > MaxActivations {
+				return fmt.Errorf("convolutional layers: layer %d's windows take %d values for a batch of %d, more than the limit of %d", len(shapes), cols, c.BatchSize, MaxActivations)
+			}
+		}
+		features = shapes[len(shapes)-1].out.size()
+	}
+	sizes := append(append([]int{features}, c.Hidden...), d.Classes)
 	for l := 0; l+1 < len(sizes); l++ {
 		params += (sizes[l] + 1) * sizes[l+1]
 	}
@@ -116,6 +147,15 @@ func (c Config) ValidateFor(d *Data) error {
 		return fmt.Errorf("hidden layers: the model would have %d parameters, more than the limit of %d", params, MaxParameters)
 	}
 	return nil
+}
+
+// newModel draws the initial model of a run of c on d.
+func (c Config) newModel(d *Data) (*Model, error) {
+	rng := newRand(c.Seed, streamInit)
+	if len(c.Conv) > 0 {
+		return NewConvModel(d.Image, c.Conv, c.Hidden, d.Classes, rng)
+	}
+	return NewModel(d.Features, c.Hidden, d.Classes, rng), nil
 }
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
@@ -221,7 +261,10 @@ func TrainWith(ctx context.Context, d *Data, c Config, o RunOptions) (*Result, e
 		}
 	}
 	t0 := time.Now()
-	model := NewModel(d.Features, c.Hidden, d.Classes, newRand(c.Seed, streamInit))
+	model, err := c.newModel(d)
+	if err != nil {
+		return nil, err
+	}
 	tr, err := newTrainer(model, d, c)
 	if err != nil {
 		return nil, err
@@ -368,9 +411,8 @@ type trainer struct {
 	params [][]float32
 	grads  [][]float32
 	steps  int
-	// prefixSteps are the steps of the epochs a run started from, none of
-	// which ascended.
-	prefixSteps int
+	// ascents is the sum over the steps of their ascent shares.
+	ascents float64
 }
 
 func newTrainer(m *Model, d *Data, c Config) (*trainer, error) {
@@ -426,6 +468,7 @@ func (t *trainer) epoch(ctx context.Context, epoch int, order []int) (EpochRepor
 		loss += l
 		correct += c
 		ascents += n.stats.LastAscent()
+		t.ascents += n.stats.LastAscent()
 		steps++
 		t.steps++
 		t.grads = n.gradients(t.grads)
@@ -459,7 +502,7 @@ func (t *trainer) evaluate(ctx context.Context, s *Split) (loss, acc float64, er
 	}
 	// A split smaller than evalBatch gets a graph of its own size, so that
 	// a small validation set is not padded at every epoch.
-	size := min(evalBatch, s.N)
+	size := min(t.evalBatch(), s.N)
 	n, ok := t.eval[size]
 	if !ok {
 		if n, err = t.model.newNet(size, false, flood.None, 0); err != nil {
@@ -488,18 +531,31 @@ func (t *trainer) evaluate(ctx context.Context, s *Split) (loss, acc float64, er
 	return loss / float64(s.N), float64(correct) / float64(s.N), nil
 }
 
-func (t *trainer) ascentFraction() float64 {
-	var sum float64
-	var steps int
-	for _, n := range []*net{t.full, t.rest} {
-		if n != nil {
-			sum += n.stats.AscentFraction() * float64(n.stats.Steps())
-			steps += n.stats.Steps()
-		}
+// evalBatch is the batch size of the evaluation passes: evalBatch rows, or
+// for a convolutional network as many as keep its largest matrix of
+// windows within evalWindows values (and at least the training batch).
+func (t *trainer) evalBatch() int {
+	largest := 0
+	for _, s := range t.model.shapes {
+		largest = max(largest, s.convRows*s.patch)
 	}
-	steps += t.prefixSteps
-	if steps == 0 {
+	if largest == 0 {
+		return evalBatch
+	}
+	return max(min(evalBatch, evalWindows/largest), t.cfg.BatchSize, 1)
+}
+
+// evalWindows bounds the matrix of windows of an evaluation pass of a
+// convolutional network (64 MiB of float32).
+const evalWindows = 1 << 24
+
+// ascentFraction is the share of the run's steps that ascended: the sum
+// of every step's ascent share, in step order, over the steps (those of
+// the epochs a run started from, which did not ascend, included), so that
+// a run started from a checkpoint gives the same figure, bit for bit.
+func (t *trainer) ascentFraction() float64 {
+	if t.steps == 0 {
 		return 0
 	}
-	return sum / float64(steps)
+	return t.ascents / float64(t.steps)
 }
