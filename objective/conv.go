@@ -181,6 +181,29 @@ func convShapes(in ImageShape, layers []ConvLayer) ([]convShape, error) {
 	return shapes, nil
 }
 
+// KnownImage returns the shape of the images of the dataset named, when
+// it is known before the data are loaded (mnist's); idx datasets say
+// theirs when loaded (Data.Image).
+func KnownImage(name string) (ImageShape, bool) {
+	if name == kindMNIST {
+		return ImageShape{Channels: 1, Height: mnistRows, Width: mnistCols}, true
+	}
+	return ImageShape{}, false
+}
+
+// CheckConv checks that the convolutional layers fit images of shape in
+// and returns the shape of their last feature map.
+func CheckConv(in ImageShape, layers []ConvLayer) (ImageShape, error) {
+	shapes, err := convShapes(in, layers)
+	if err != nil {
+		return ImageShape{}, err
+	}
+	if len(shapes) == 0 {
+		return in, nil
+	}
+	return shapes[len(shapes)-1].out, nil
+}
+
 // ImageDataset reports whether the dataset named (as in DatasetSpec.Name)
 // holds images, which a convolutional network needs.
 func ImageDataset(name string) bool {

@@ -77,10 +77,19 @@ func (s *Spec) sharedConfigs() bool {
 // them.)
 func forkKey(c objective.Config) string {
 	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
-	s := fmt.Sprintf("hidden=%v optimizer=%s lr=%s momentum=%s weight_decay=%s batch=%d seed=%d test_curve=%t best_by_loss=%t",
-		c.Hidden, c.Optimizer, f(c.LR), f(c.Momentum), f(c.WeightDecay), c.BatchSize, c.Seed, c.TestCurve, c.BestByLoss)
+	s := fmt.Sprintf("%shidden=%v optimizer=%s lr=%s momentum=%s weight_decay=%s batch=%d seed=%d test_curve=%t best_by_loss=%t",
+		convKey(c.Conv), c.Hidden, c.Optimizer, f(c.LR), f(c.Momentum), f(c.WeightDecay), c.BatchSize, c.Seed, c.TestCurve, c.BestByLoss)
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:16])
+}
+
+// convKey is the part of forkKey for a convolutional network's layers;
+// nothing for an MLP, whose key stays what it was before there were others.
+func convKey(l []objective.ConvLayer) string {
+	if len(l) == 0 {
+		return ""
+	}
+	return "conv=" + objective.FormatConv(l) + " "
 }
 
 // checkpointMeta is stored beside a checkpoint, so that a worker can pick

@@ -47,11 +47,34 @@ type DatasetSpec struct {
 	TestCSV    string  `yaml:"test_csv" json:"test_csv,omitempty"`
 }
 
-// ModelSpec fixes the model. Hidden may instead be searched (space.hidden,
-// categorical choices such as "500,500").
+// ModelSpec fixes the model: an MLP (Type mlp, the default) of hidden
+// layers Hidden (default 500,500), or a convolutional network (Type cnn) on
+// the dataset's images: the layers Conv (default objective.LeNet), then
+// dense layers Hidden (default 256). Hidden and Conv may instead be
+// searched (space.hidden, categorical choices such as "500,500";
+// space.conv, choices in objective.ParseConv's syntax such as
+// "16:5:p2:pool2,32:5:p2:pool2").
 type ModelSpec struct {
-	Hidden []int `yaml:"hidden" json:"hidden,omitempty"`
+	Type   ModelType             `yaml:"type" json:"type,omitempty"`
+	Conv   []objective.ConvLayer `yaml:"conv" json:"conv,omitempty"`
+	Hidden []int                 `yaml:"hidden" json:"hidden,omitempty"`
 }
+
+// ModelType names the built-in trainer's model family.
+type ModelType string
+
+// Model types.
+const (
+	ModelMLP ModelType = "mlp"
+	ModelCNN ModelType = "cnn"
+)
+
+// CNN reports whether the model is a convolutional network.
+func (m ModelSpec) CNN() bool { return m.Type == ModelCNN }
+
+// defaultCNNHidden are the dense layers of a convolutional network whose
+// spec gives none.
+var defaultCNNHidden = []int{256}
 
 // TrainingSpec fixes training options; an option left out takes its
 // default unless it is searched.
@@ -237,6 +260,16 @@ var options = map[string]option{
 		c.Flood = m
 		return err
 	}, fixedPtr(func(t *TrainingSpec) *string { return t.Flood })},
+	"conv": {[]string{Categorical}, func(c *objective.Config, v any) error {
+		l, err := objective.ParseConv(fmt.Sprint(v))
+		c.Conv = l
+		return err
+	}, func(s *Spec) (any, bool) {
+		if len(s.Model.Conv) == 0 {
+			return nil, false
+		}
+		return objective.FormatConv(s.Model.Conv), true
+	}},
 	"hidden": {[]string{Categorical}, func(c *objective.Config, v any) error {
 		w, err := ParseWidths(fmt.Sprint(v))
 		c.Hidden = w
@@ -437,6 +470,13 @@ func (s *Spec) Config(values map[string]any) (objective.Config, error) {
 	c := defaultConfig
 	c.Hidden = append([]int(nil), defaultConfig.Hidden...)
 	t := s.Training
+	if s.Model.CNN() {
+		c.Conv = append([]objective.ConvLayer(nil), objective.LeNet...)
+		if len(s.Model.Conv) > 0 {
+			c.Conv = append([]objective.ConvLayer(nil), s.Model.Conv...)
+		}
+		c.Hidden = append([]int(nil), defaultCNNHidden...)
+	}
 	if len(s.Model.Hidden) > 0 {
 		c.Hidden = append([]int(nil), s.Model.Hidden...)
 	}

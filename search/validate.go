@@ -35,8 +35,28 @@ func (s *Spec) Validate() error {
 			add("dataset: %s", strings.TrimPrefix(err.Error(), "dataset spec: "))
 		}
 	}
+	switch s.Model.Type {
+	case "", ModelMLP:
+		if len(s.Model.Conv) > 0 {
+			add("model.conv: convolutional layers need model.type: cnn")
+		}
+		if _, ok := s.Space["conv"]; ok {
+			add("space.conv: convolutional layers need model.type: cnn")
+		}
+	case ModelCNN:
+		for i, l := range s.Model.Conv {
+			if err := l.Validate(); err != nil {
+				add("model.conv[%d]: %v", i, err)
+			}
+		}
+		if name := s.Dataset.Name; !external && name != "" && !objective.ImageDataset(name) {
+			add("model.type: cnn needs images (mnist or idx:DIR), and the rows of dataset %q are not", name)
+		}
+	default:
+		add("model.type: unknown %q (want mlp or cnn)", s.Model.Type)
+	}
 	if external {
-		if len(s.Model.Hidden) > 0 {
+		if len(s.Model.Hidden) > 0 || len(s.Model.Conv) > 0 || s.Model.Type != "" {
 			add("model: an external trainer builds its own model; search its options under space or fix them in its code")
 		}
 		for _, name := range s.builtinTraining() {
@@ -169,6 +189,9 @@ func (s *Spec) Validate() error {
 			if err == nil {
 				err = cfg.Validate()
 			}
+			if im, ok := objective.KnownImage(s.Dataset.Name); ok && err == nil && len(cfg.Conv) > 0 {
+				_, err = objective.CheckConv(im, cfg.Conv)
+			}
 			if err != nil {
 				add("%s%v", describe(c), err)
 				break
@@ -186,7 +209,7 @@ func (s *Spec) Validate() error {
 func (s *Spec) builtinTraining() []string {
 	var out []string
 	for name := range s.fixedNames() {
-		if name != "flood" && name != "flood_level" && name != "hidden" {
+		if name != "flood" && name != "flood_level" && name != "hidden" && name != "conv" {
 			out = append(out, name)
 		}
 	}
@@ -316,7 +339,7 @@ func (p Param) describe() string {
 }
 
 func fixedUnder(name string) string {
-	if name == "hidden" {
+	if name == "hidden" || name == "conv" {
 		return "model"
 	}
 	return "training"

@@ -5,7 +5,7 @@
 // epoch; and flood-level searches with and without a prior.
 //
 //	go -C bench build -o ../bin/evidence ./evidence
-//	bin/evidence [-parts science,curves,prior] [-seeds 1,2,3]
+//	bin/evidence [-parts science,curves,prior] [-seeds 1,2,3] [-settings ...] [-methods flood,iflood]
 //
 // from the repository's root, whose paths -storage, -specs and -plots name
 // by default (make results does both).
@@ -56,6 +56,7 @@ func run() error {
 	parts := flag.String("parts", "science,curves,prior", "what to run: science, curves, prior (comma-separated)")
 	seedList := flag.String("seeds", "1,2,3", "the study seeds (comma-separated)")
 	settings := flag.String("settings", "gauss2d,sinusoid2d,mnist-noise0,mnist-noise20,mnist-noise40", "the science part's specs")
+	methods := flag.String("methods", "flood,iflood", "the science part's flooding methods (comma-separated)")
 	workers := flag.Int("workers", 2, "trials at once")
 	plots := flag.String("plots", "docs/plots/test-loss", "where the curves part draws its figures")
 	flag.Parse()
@@ -83,7 +84,7 @@ func run() error {
 	for _, part := range strings.Split(*parts, ",") {
 		switch strings.TrimSpace(part) {
 		case "science":
-			err = r.science(ctx, strings.Split(*settings, ","), seeds)
+			err = r.science(ctx, strings.Split(*settings, ","), strings.Split(*methods, ","), seeds)
 		case "curves":
 			err = r.curves(ctx, *plots)
 		case "prior":
@@ -225,14 +226,14 @@ func pmKnown(xs []float64, scale float64, prec int) string {
 	return pm(xs, scale, prec)
 }
 
-func (r *runner) science(ctx context.Context, settings []string, seeds []int64) error {
+func (r *runner) science(ctx context.Context, settings, methods []string, seeds []int64) error {
 	// "early-stopped" is plain training stopped at its best validation
 	// epoch: the baseline trial's test figures at that epoch.
 	fmt.Println("| setting | method | plain test acc % | early-stopped test acc % | chosen test acc % | plain test loss | early-stopped test loss | chosen test loss | early-stopped epoch | chosen b | irreducible loss | seeds | trials |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	var notes []string
 	for _, setting := range settings {
-		for _, method := range []string{"flood", "iflood"} {
+		for _, method := range methods {
 			var pa, pl, sa, sl, se, ca, cl, bs []float64
 			var spec *search.Spec
 			for _, seed := range seeds {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -37,6 +38,40 @@ func TestTrainJSON(t *testing.T) {
 	}
 	if errOut != "" {
 		t.Errorf("stderr %q, want nothing", errOut)
+	}
+}
+
+func TestTrainACNN(t *testing.T) {
+	t.Parallel()
+	code, out, errOut := runCLI(t, "train", "--dataset", "mnist", "--train-size", "600", "--val-size", "100", "--test-size", "300",
+		"--label-noise", "0.2", "--model", "cnn", "--conv", "4:5:p2:pool2,8:3:pool2", "--hidden", "16", "--lr", "0.1",
+		"--batch-size", "30", "--epochs", "3", "--flood-level", "0.5", "--seed", "2", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+	var got struct {
+		Model, Conv string
+		Hidden      []int
+		Epochs      int
+		TestAcc     float64 `json:"test_acc"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("stdout is not one JSON object: %v\n%s", err, out)
+	}
+	if got.Model != "cnn" || got.Conv != "4:5:p2:pool2,8:3:pool2" || !slices.Equal(got.Hidden, []int{16}) || got.Epochs != 3 {
+		t.Errorf("unexpected fields in %s", out)
+	}
+	if !(got.TestAcc > 0.2) {
+		t.Errorf("test accuracy %v after 3 epochs: the network does not learn", got.TestAcc)
+	}
+	// The log names the model; the dense layers default to 256.
+	code, out, errOut = runCLI(t, "train", "--dataset", "mnist", "--train-size", "60", "--val-size", "20", "--test-size", "20",
+		"--model", "cnn", "--conv", "2:3:pool2", "--batch-size", "30", "--epochs", "1")
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+	if !strings.Contains(out, "model cnn 2:3:pool2 on 1×28×28 images, dense [256]") {
+		t.Errorf("the log does not describe the model:\n%s", out)
 	}
 }
 
@@ -78,6 +113,11 @@ func TestBadInputExitsWithStatus2(t *testing.T) {
 		{"a value of the wrong type", []string{"--epochs", "ten"}, "invalid argument"},
 		{"an argument", []string{"mnist"}, "takes no arguments"},
 		{"zero threads", []string{"--threads", "0"}, "threads"},
+		{"an unknown model", []string{"--model", "resnet"}, `--model "resnet": want mlp or cnn`},
+		{"conv layers for an MLP", []string{"--conv", "4:3"}, "--conv: convolutional layers need --model cnn"},
+		{"conv layers that do not parse", []string{"--model", "cnn", "--conv", "4x3"}, `layer 1 "4x3": no kernel size`},
+		{"a cnn on rows that are not images", []string{"--model", "cnn"}, "need images, and the rows of gauss2d are not"},
+		{"a kernel larger than the image", []string{"--model", "cnn", "--dataset", "mnist", "--train-size", "50", "--batch-size", "10", "--conv", "4:30"}, "a 30×30 kernel does not fit its 1×28×28 input"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

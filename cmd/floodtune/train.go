@@ -20,6 +20,8 @@ type trainFlags struct {
 	data    objective.DatasetSpec
 	cfg     objective.Config
 	flood   string
+	model   string
+	conv    string
 	hidden  string
 	threads int
 	json    bool
@@ -30,7 +32,8 @@ func newTrainCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "train",
 		Short: "Train one model with the flooded loss and report its losses and accuracies",
-		Long: `train runs one training of an MLP (ReLU hidden layers, softmax cross-entropy)
+		Long: `train runs one training of an MLP (ReLU hidden layers, softmax cross-entropy),
+or of a convolutional network (--model cnn) on a dataset of images,
 with the flooded loss and reports, after every epoch, the training loss and the
 validation loss and accuracy; at the end, the loss and accuracy of the final
 model on the training, validation and test sets and the share of steps that
@@ -39,8 +42,18 @@ ascended (the loss was below the flood level).
 Datasets: mnist (the real MNIST: 48,000 train / 12,000 validation / 10,000
 test), the synthetic sets of the flooding paper gauss2d, sinusoid2d and spiral
 (--train-size, --val-size, --test-size), and csv:PATH (numeric features, an
-integer label in the last column). --label-noise replaces that fraction of the
-training and validation labels by another class (never the test labels).
+integer label in the last column), and idx:DIR, any data set of images in
+MNIST's IDX format (Fashion-MNIST, Kuzushiji-MNIST, EMNIST; DIR holds its four
+files, gzipped or not, or name them: idx:TRAIN_IMAGES,TRAIN_LABELS,TEST_IMAGES,TEST_LABELS).
+--label-noise replaces that fraction of the training and validation labels by
+another class (never the test labels).
+
+Models: --model mlp (the default) has the hidden layers --hidden; --model cnn
+(images only: mnist, idx:DIR) has the convolutional layers --conv, each
+CHANNELS:KERNEL with any of :sSTRIDE, :pPADDING and :poolN (a ReLU, then max
+pooling over N×N windows), then dense layers --hidden (default 256). The
+default --conv, 16:5:p2:pool2,32:5:p2:pool2, is LeNet-style: 28×28 → 14×14 →
+7×7 feature maps of 16 then 32 channels.
 
 Flooding: --flood flood floods the minibatch mean loss J as |J − b| + b;
 --flood iflood floods every sample's loss (iFlood); --flood none is plain
@@ -50,13 +63,16 @@ about 0.8 for MNIST with 20% noise.`,
 		Example: `  floodtune train --dataset mnist --label-noise 0.2 --flood flood --flood-level 0.8 \
     --hidden 500,500 --optimizer momentum --lr 0.1 --batch-size 128 --epochs 30 --seed 0 --json
   floodtune train --dataset gauss2d --train-size 100 --val-size 100 --label-noise 0.05 \
-    --hidden 500,500,500,500 --optimizer adam --lr 0.001 --batch-size 50 --epochs 500 --flood-level 0.3`,
+    --hidden 500,500,500,500 --optimizer adam --lr 0.001 --batch-size 50 --epochs 500 --flood-level 0.3
+  floodtune train --dataset mnist --label-noise 0.4 --model cnn --conv 16:5:p2:pool2,32:5:p2:pool2 \
+    --hidden 256 --lr 0.05 --epochs 10 --flood-level 1.5
+  floodtune train --dataset idx:data/fashion-mnist --model cnn --flood-level 0.2`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runTrain(cmd, f) },
 	}
 	fl := cmd.Flags()
 	fl.SortFlags = false
-	fl.StringVar(&f.data.Name, "dataset", "mnist", "mnist, gauss2d, sinusoid2d, spiral or csv:PATH")
+	fl.StringVar(&f.data.Name, "dataset", "mnist", "mnist, gauss2d, sinusoid2d, spiral, csv:PATH or idx:DIR")
 	fl.Float64Var(&f.data.LabelNoise, "label-noise", 0, "fraction of training and validation labels replaced by another class")
 	fl.IntVar(&f.data.TrainSize, "train-size", 0, "training rows (0: the dataset's default)")
 	fl.IntVar(&f.data.ValSize, "val-size", 0, "validation rows (0: a fifth of the training pool)")
@@ -65,7 +81,9 @@ about 0.8 for MNIST with 20% noise.`,
 	fl.StringVar(&f.data.TestCSV, "test-csv", "", "csv datasets: a separate test file (default: hold out a fifth of the rows)")
 	fl.StringVar(&f.flood, "flood", "flood", "flooding method: none, flood (batch) or iflood (individual)")
 	fl.Float64Var(&f.cfg.FloodLevel, "flood-level", 0, "the flood level b ≥ 0 (0 is plain training)")
-	fl.StringVar(&f.hidden, "hidden", "500,500", "hidden layer widths, comma-separated")
+	fl.StringVar(&f.model, "model", string(search.ModelMLP), "mlp, or cnn: a convolutional network (images only)")
+	fl.StringVar(&f.conv, "conv", objective.FormatConv(objective.LeNet), "--model cnn: the convolutional layers, CHANNELS:KERNEL[:sSTRIDE][:pPADDING][:poolN], comma-separated")
+	fl.StringVar(&f.hidden, "hidden", "500,500", "hidden layer widths, comma-separated (with --model cnn: the dense layers after the convolutions, default 256)")
 	fl.StringVar(&f.cfg.Optimizer, "optimizer", objective.Momentum, "sgd, momentum or adam")
 	fl.Float64Var(&f.cfg.LR, "lr", 0.1, "learning rate")
 	fl.Float64Var(&f.cfg.Momentum, "momentum", 0.9, "momentum of the momentum optimizer")
@@ -89,6 +107,9 @@ func noArgs(cmd *cobra.Command, args []string) error {
 type trainOutput struct {
 	*objective.Result
 	Dataset    string  `json:"dataset"`
+	Model      string  `json:"model"`
+	Conv       string  `json:"conv,omitempty"`
+	Hidden     []int   `json:"hidden"`
 	LabelNoise float64 `json:"label_noise"`
 	Flood      string  `json:"flood"`
 	FloodLevel float64 `json:"flood_level"`
@@ -104,7 +125,23 @@ func runTrain(cmd *cobra.Command, f *trainFlags) error {
 		return badInput(err)
 	}
 	f.cfg.Flood = method
-	if f.cfg.Hidden, err = search.ParseWidths(f.hidden); err != nil {
+	hidden := f.hidden
+	switch search.ModelType(f.model) {
+	case search.ModelMLP:
+		if cmd.Flags().Changed("conv") {
+			return badInput(errors.New("--conv: convolutional layers need --model cnn"))
+		}
+	case search.ModelCNN:
+		if f.cfg.Conv, err = objective.ParseConv(f.conv); err != nil {
+			return badInput(err)
+		}
+		if !cmd.Flags().Changed("hidden") {
+			hidden = "256"
+		}
+	default:
+		return badInput(fmt.Errorf("--model %q: want mlp or cnn", f.model))
+	}
+	if f.cfg.Hidden, err = search.ParseWidths(hidden); err != nil {
 		return badInput(err)
 	}
 	f.data.Seed = f.cfg.Seed
@@ -133,8 +170,12 @@ func runTrain(cmd *cobra.Command, f *trainFlags) error {
 	if !f.json {
 		fmt.Fprintf(out, "%s: %d train / %d validation / %d test rows, %d features, %d classes; label noise %g (%d train, %d validation labels changed)\n",
 			printable(data.Name), data.Train.N, data.Val.N, data.Test.N, data.Features, data.Classes, f.data.LabelNoise, data.NoisyTrain, data.NoisyVal)
-		fmt.Fprintf(out, "model %v, %s lr %g, batch %d, %d epochs, flooding %s at b = %g, seed %d, %s\n",
-			f.cfg.Hidden, f.cfg.Optimizer, f.cfg.LR, f.cfg.BatchSize, f.cfg.Epochs, method, f.cfg.FloodLevel, f.cfg.Seed, objective.BLAS())
+		model := fmt.Sprint(f.cfg.Hidden)
+		if len(f.cfg.Conv) > 0 {
+			model = fmt.Sprintf("cnn %s on %s images, dense %v", objective.FormatConv(f.cfg.Conv), data.Image, f.cfg.Hidden)
+		}
+		fmt.Fprintf(out, "model %s, %s lr %g, batch %d, %d epochs, flooding %s at b = %g, seed %d, %s\n",
+			model, f.cfg.Optimizer, f.cfg.LR, f.cfg.BatchSize, f.cfg.Epochs, method, f.cfg.FloodLevel, f.cfg.Seed, objective.BLAS())
 	}
 	res, err := objective.Train(ctx, data, f.cfg, log.epoch)
 	log.finish()
@@ -144,7 +185,8 @@ func runTrain(cmd *cobra.Command, f *trainFlags) error {
 	if f.json {
 		enc := json.NewEncoder(out)
 		return enc.Encode(trainOutput{
-			Result: res, Dataset: data.Name, LabelNoise: f.data.LabelNoise, Flood: string(method),
+			Result: res, Dataset: data.Name, Model: f.model, Conv: objective.FormatConv(f.cfg.Conv), Hidden: f.cfg.Hidden,
+			LabelNoise: f.data.LabelNoise, Flood: string(method),
 			FloodLevel: f.cfg.FloodLevel, Seed: f.cfg.Seed, BLAS: objective.BLAS(), Threads: f.threads,
 		})
 	}
