@@ -101,6 +101,18 @@ or step) or a list of categorical choices. For example:
 
 ` + specExample + `
 
+The model is an MLP of the widths model.hidden (default 500,500) unless
+model.type is cnn: a convolutional network on a dataset of images (mnist,
+idx:DIR) with the layers model.conv, each {channels, kernel, stride,
+padding, pool} (a ReLU, then max pooling over pool×pool windows; default
+LeNet-style, 16:5:p2:pool2,32:5:p2:pool2), then dense layers model.hidden
+(default 256). space.conv searches architectures, as choices written
+CHANNELS:KERNEL[:sSTRIDE][:pPADDING][:poolN] layer after layer:
+
+  model: {type: cnn, hidden: [256]}
+  space:
+    conv: {type: categorical, choices: ["16:5:p2:pool2,32:5:p2:pool2", "32:3:p1:pool2,64:3:p1:pool2"]}
+
 A trial's value is its last epoch's validation figure unless
 search.epoch_value says otherwise: best takes its best epoch's (the run
 stopped early there, and its test accuracy at that epoch is recorded and
