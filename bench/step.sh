@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Step time of floodtune against PyTorch on this machine's CPU: the same MLP,
-# batch, loss and optimizer at 1 and 2 threads, measured in one run. Rounds
-# alternate between the programs so that both see the same machine state.
+# batch, loss and optimizer at 1 and 2 threads, then the same LeNet-style
+# convolutional network at 1 thread, measured in one run. Rounds alternate
+# between the programs so that both see the same machine state.
 #
 # PyTorch runs in two configurations: torch.set_num_threads(N) with OpenBLAS
 # limited to N threads as well (the literal "N threads"), and torch's intra-op
@@ -28,6 +29,7 @@ median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 torch() { # torch intra-op threads, BLAS threads
   OPENBLAS_NUM_THREADS=$2 OMP_NUM_THREADS=$1 /usr/bin/python3 bench/torch_step.py "$1"
 }
+torch_cnn() { OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 /usr/bin/python3 bench/torch_step.py 1 20 5 cnn; }
 declare -A ft pa pb
 blas=""; tv=""; alloc=""
 for threads in 1 2; do
@@ -63,3 +65,30 @@ for threads in 1 2; do
     echo "| $threads | ${ft[$threads]} | (python3-torch not installed) | | |"
   fi
 done
+
+# The convolutional network, one thread: floodtune against PyTorch (whose
+# convolutions run on oneDNN), then where floodtune's step spends its time.
+f=(); a=()
+for ((r = 0; r < rounds; r++)); do
+  read -r ms al bl < <(OPENBLAS_NUM_THREADS=1 bin/stepbench -model cnn -threads 1 -steps 20)
+  f+=("$ms"); alloc=$al
+  if [ $have_torch = 1 ]; then
+    read -r ms v < <(torch_cnn); a+=("$ms")
+  fi
+done
+fcnn=$(printf '%s\n' "${f[@]}" | median)
+echo
+echo "LeNet-style CNN on 1×28×28 (conv 5×5 1→16 pad 2, pool 2, conv 5×5 16→32 pad 2, pool 2, dense 1568→256→10), batch 128, float32, flooded loss, SGD with momentum, one thread; median of $rounds rounds of 5×20 steps; floodtune allocates ${alloc} bytes per step"
+echo
+echo "| threads | floodtune ms/step | PyTorch ms/step (oneDNN convolutions) | floodtune / PyTorch |"
+echo "|---|---|---|---|"
+if [ $have_torch = 1 ]; then
+  tcnn=$(printf '%s\n' "${a[@]}" | median)
+  echo "| 1 | $fcnn | $tcnn | **$(awk -v a="$fcnn" -v b="$tcnn" 'BEGIN {printf "%.2f", a / b}')×** |"
+else
+  echo "| 1 | $fcnn | (python3-torch not installed) | |"
+fi
+echo
+echo "Where floodtune's CNN step spends its time (one thread, 20 steps):"
+echo
+OPENBLAS_NUM_THREADS=1 bin/stepbench -model cnn -threads 1 -steps 20 -breakdown

@@ -275,3 +275,28 @@ func ownAllocBytes() int64 {
 	}
 	return sum
 }
+
+func TestTheStepBreakdownNamesEveryOp(t *testing.T) {
+	t.Parallel()
+	s := StepBench{Image: ImageShape{Channels: 1, Height: 12, Width: 12}, Conv: []ConvLayer{{Channels: 4, Kernel: 3, Padding: 1, Pool: 2}, {Channels: 4, Kernel: 3, Pool: 2}},
+		Hidden: []int{8}, Classes: 3, Batch: 8, Optimizer: Momentum, Flood: flood.Batch, Level: 0.1}
+	ops, err := s.Breakdown(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := map[string]int{}
+	for _, o := range ops {
+		calls[o.Op] = o.Calls
+		if o.Time < 0 {
+			t.Errorf("%s took %v", o.Op, o.Time)
+		}
+	}
+	// Two convolutions: two im2col and pooling ops, one col2im (the first
+	// layer's input, the data, needs no gradient); three layers with a
+	// ReLU; four weight gradients.
+	for op, want := range map[string]int{"Im2col": 2, "MaxPool": 2, "MaxPoolGrad": 2, "Col2im": 1, "LinearReLU": 3, "Linear": 1, "Gemm{true,false}": 4, "optimizer update": 1} {
+		if calls[op] != want {
+			t.Errorf("%s: %d calls a step, want %d (all: %v)", op, calls[op], want, calls)
+		}
+	}
+}

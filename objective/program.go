@@ -2,6 +2,7 @@ package objective
 
 import (
 	"fmt"
+	"time"
 
 	G "gorgonia.org/gorgonia"
 )
@@ -23,6 +24,9 @@ type program struct {
 	leaves []leaf
 	values []G.Value // by slot: leaves first, then one per instruction
 	slot   map[*G.Node]int
+	// spent, when not nil, adds up the time of each instruction (see
+	// StepBench.Breakdown).
+	spent []time.Duration
 }
 
 type leaf struct {
@@ -91,7 +95,14 @@ func (p *program) run() error {
 		for k, a := range s.args {
 			s.in[k] = p.values[a]
 		}
+		var t0 time.Time
+		if p.spent != nil {
+			t0 = time.Now()
+		}
 		v, err := s.op.Do(s.in...)
+		if p.spent != nil {
+			p.spent[i] += time.Since(t0)
+		}
 		if err != nil {
 			return fmt.Errorf("%v: %w", s.op, err)
 		}

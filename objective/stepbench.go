@@ -1,7 +1,11 @@
 package objective
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/floodtune/floodtune/flood"
 )
@@ -25,6 +29,68 @@ type StepBench struct {
 // Prepare builds the model and graph and returns a function that runs one
 // training step (forward, backward, update) on a fixed random batch.
 func (s StepBench) Prepare() (func() error, error) {
+	step, _, err := s.prepare()
+	return step, err
+}
+
+// OpTime is the time a kind of op took in the steps of a Breakdown.
+type OpTime struct {
+	Op    string        // the op's name, e.g. Im2col, LinearReLU, Gemm{true,false}, or "optimizer update"
+	Calls int           // calls per step
+	Time  time.Duration // per step
+}
+
+// Breakdown runs steps training steps after a few to warm up and returns
+// where a step's time goes, by kind of op, the most expensive first.
+func (s StepBench) Breakdown(steps int) ([]OpTime, error) {
+	_, tr, err := s.prepare()
+	if err != nil {
+		return nil, err
+	}
+	n := tr.full
+	for range 3 {
+		if err := n.run(); err != nil {
+			return nil, err
+		}
+	}
+	p := n.prog
+	p.spent = make([]time.Duration, len(p.steps))
+	var update time.Duration
+	for range steps {
+		if err := n.run(); err != nil {
+			return nil, err
+		}
+		t0 := time.Now()
+		tr.grads = n.gradients(tr.grads)
+		tr.opt.step(tr.params, tr.grads)
+		update += time.Since(t0)
+	}
+	byOp := map[string]*OpTime{}
+	for i, ins := range p.steps {
+		name := ins.op.String()
+		if strings.HasPrefix(name, "Flood") {
+			name = "flooded loss"
+		}
+		o := byOp[name]
+		if o == nil {
+			o = &OpTime{Op: name}
+			byOp[name] = o
+		}
+		o.Calls++
+		o.Time += p.spent[i]
+	}
+	out := []OpTime{{Op: "optimizer update", Calls: 1, Time: update}}
+	for _, o := range byOp {
+		out = append(out, *o)
+	}
+	for i := range out {
+		out[i].Time /= time.Duration(steps)
+	}
+	slices.SortFunc(out, func(a, b OpTime) int { return cmp.Compare(b.Time, a.Time) })
+	return out, nil
+}
+
+func (s StepBench) prepare() (func() error, *trainer, error) {
 	rng := newRand(1, streamInit)
 	if len(s.Conv) > 0 {
 		s.Features = s.Image.size()
@@ -39,15 +105,15 @@ func (s StepBench) Prepare() (func() error, error) {
 	}
 	c := Config{Conv: s.Conv, Hidden: s.Hidden, Optimizer: s.Optimizer, LR: 0.01, BatchSize: s.Batch, Epochs: 1, Flood: s.Flood, FloodLevel: s.Level}
 	if err := c.ValidateFor(d); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	m, err := c.newModel(d)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	tr, err := newTrainer(m, d, c)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	idx := make([]int, s.Batch)
 	for i := range idx {
@@ -62,5 +128,5 @@ func (s StepBench) Prepare() (func() error, error) {
 		tr.grads = n.gradients(tr.grads)
 		tr.opt.step(tr.params, tr.grads)
 		return nil
-	}, nil
+	}, tr, nil
 }
