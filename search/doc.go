@@ -22,8 +22,9 @@
 // # Who trains the trials
 //
 // With the built-in trainer (the default), a spec names a dataset
-// (dataset:), fixes the MLP and its training (model:, training:) and
-// searches options floodtune knows (space: flood_level, flood, lr, ...);
+// (dataset:), fixes the model (an MLP, or model.type: cnn) and its
+// training (model:, training:) and searches options floodtune knows
+// (space: flood_level, flood, lr, hidden, conv, ...);
 // Study.Optimize trains every trial itself.
 //
 // With trainer: external the program trains, and the spec names options of
