@@ -17,7 +17,7 @@ import (
 const (
 	ExportMetaFile = "meta.json"
 	// ExportFormat describes the split files; it is recorded in meta.json.
-	ExportFormat = "<split>_x.f32: little-endian float32, n×features, row-major; <split>_y.i32: little-endian int32, n labels in [0, classes)"
+	ExportFormat = "<split>_x.f32: little-endian float32, n×features, row-major (a row of an image is channels×height×width, channel by channel, each channel row by row); <split>_y.i32: little-endian int32, n labels in [0, classes)"
 )
 
 // ExportSource says where exported data came from; Export records it in
@@ -32,12 +32,31 @@ type ExportSource struct {
 
 // ExportMeta is the content of meta.json.
 type ExportMeta struct {
-	Name     string                       `json:"name"`
-	Features int                          `json:"features"`
-	Classes  int                          `json:"classes"`
-	Format   string                       `json:"format"`
-	Splits   map[string]ExportedSplitMeta `json:"splits"`
+	Name     string `json:"name"`
+	Features int    `json:"features"`
+	Classes  int    `json:"classes"`
+	Format   string `json:"format"`
+	// Image is the shape of each row when the rows are images (features =
+	// channels×height×width), and absent when they are not.
+	Image  *ExportedImage               `json:"image,omitempty"`
+	Splits map[string]ExportedSplitMeta `json:"splits"`
 	ExportSource
+}
+
+// ExportedImage is the shape of one image in meta.json.
+type ExportedImage struct {
+	Channels int `json:"channels"`
+	Height   int `json:"height"`
+	Width    int `json:"width"`
+}
+
+// exportedImage is the meta.json form of s, nil when the rows are not
+// images.
+func exportedImage(s ImageShape) *ExportedImage {
+	if s.IsZero() {
+		return nil
+	}
+	return &ExportedImage{Channels: s.Channels, Height: s.Height, Width: s.Width}
 }
 
 // ExportedSplitMeta describes one exported split.
@@ -55,16 +74,21 @@ var ExportSplits = []string{"train", "val", "test"}
 // Export writes the dataset to dir, created if needed, so that another
 // program trains and evaluates on exactly the same rows and labels: for each
 // split of ExportSplits, <split>_x.f32 (little-endian float32, N×Features,
-// row-major) and <split>_y.i32 (little-endian int32), then meta.json
-// (ExportMeta). Each file is written under a temporary name and renamed
-// when complete; meta.json comes last, so its presence means the export is
-// whole.
+// row-major; a row of an image is channel-major, C×H×W) and <split>_y.i32
+// (little-endian int32), then meta.json (ExportMeta, with the image shape
+// when the rows are images). Each file is written under a temporary name and
+// renamed when complete; meta.json comes last, so its presence means the
+// export is whole.
 func (d *Data) Export(dir string, src ExportSource) error {
+	if im := d.Image; !im.IsZero() && im.size() != d.Features {
+		return fmt.Errorf("export %s: images of %s are %d values, not the %d features of a row",
+			d.Name, im, im.size(), d.Features)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("export %s: %w", d.Name, err)
 	}
 	meta := ExportMeta{Name: d.Name, Features: d.Features, Classes: d.Classes, Format: ExportFormat,
-		Splits: map[string]ExportedSplitMeta{}, ExportSource: src}
+		Image: exportedImage(d.Image), Splits: map[string]ExportedSplitMeta{}, ExportSource: src}
 	noisy := map[string]int{"train": d.NoisyTrain, "val": d.NoisyVal}
 	for _, name := range ExportSplits {
 		s := d.split(name)

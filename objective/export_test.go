@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -144,4 +145,69 @@ func TestExportToAnUnwritablePlaceFails(t *testing.T) {
 	if err := d.Export(filepath.Join(file, "out"), ExportSource{}); err == nil {
 		t.Fatal("export below a regular file succeeded")
 	}
+}
+
+// readExportMeta reads back the meta.json of an export, and its raw text.
+func readExportMeta(t *testing.T, dir string) (ExportMeta, map[string]any) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(dir, ExportMetaFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var meta ExportMeta
+	var fields map[string]any
+	if err := json.Unmarshal(raw, &meta); err != nil {
+		t.Fatalf("meta.json: %v\n%s", err, raw)
+	}
+	if err := json.Unmarshal(raw, &fields); err != nil {
+		t.Fatalf("meta.json: %v\n%s", err, raw)
+	}
+	return meta, fields
+}
+
+func TestExportRecordsTheImageShape(t *testing.T) {
+	t.Parallel()
+	t.Run("mnist's rows are 1×28×28 images", func(t *testing.T) {
+		t.Parallel()
+		idx := t.TempDir()
+		writeIdxSet(t, idx, 10, 4, nil)
+		d := mustLoad(t, DatasetSpec{Name: "mnist", DataDir: idx})
+		dir := t.TempDir()
+		if err := d.Export(dir, ExportSource{}); err != nil {
+			t.Fatal(err)
+		}
+		meta, fields := readExportMeta(t, dir)
+		want := ExportedImage{Channels: 1, Height: 28, Width: 28}
+		if meta.Image == nil || *meta.Image != want {
+			t.Errorf("meta.json's image is %+v, want %+v", meta.Image, want)
+		}
+		img, _ := fields["image"].(map[string]any)
+		if img["channels"] != 1.0 || img["height"] != 28.0 || img["width"] != 28.0 {
+			t.Errorf(`meta.json's "image" is %v, want {"channels": 1, "height": 28, "width": 28}`, fields["image"])
+		}
+	})
+	t.Run("gauss2d's rows are not images, and meta.json says nothing of a shape", func(t *testing.T) {
+		t.Parallel()
+		d := mustLoad(t, DatasetSpec{Name: "gauss2d", TrainSize: 20, ValSize: 10, TestSize: 10, Seed: 1})
+		dir := t.TempDir()
+		if err := d.Export(dir, ExportSource{}); err != nil {
+			t.Fatal(err)
+		}
+		meta, fields := readExportMeta(t, dir)
+		if _, ok := fields["image"]; ok || meta.Image != nil {
+			t.Errorf(`meta.json has "image": %v`, fields["image"])
+		}
+	})
+	t.Run("a shape that is not the rows' size is refused", func(t *testing.T) {
+		t.Parallel()
+		d := &Data{Name: "odd", Features: 12, Classes: 2, Image: ImageShape{Channels: 3, Height: 2, Width: 3}}
+		dir := filepath.Join(t.TempDir(), "out")
+		err := d.Export(dir, ExportSource{})
+		if err == nil || !strings.Contains(err.Error(), "3×2×3") || !strings.Contains(err.Error(), "12 features") {
+			t.Errorf("export of 3×2×3 images in rows of 12: error %v", err)
+		}
+		if _, statErr := os.Stat(dir); !os.IsNotExist(statErr) {
+			t.Errorf("the refused export made its directory (%v)", statErr)
+		}
+	})
 }

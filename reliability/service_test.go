@@ -3,6 +3,7 @@ package reliability
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -304,44 +305,63 @@ func TestALateTellThroughTheServiceIsRefused(t *testing.T) {
 // debianPython is the interpreter of Debian's python3-torch.
 const debianPython = "/usr/bin/python3"
 
-// A Python worker (clients/python, examples/python/torch_worker.py, PyTorch)
-// and a Go worker share a study through the service.
-func TestAPythonWorkerAndAGoWorkerShareAStudy(t *testing.T) {
-	t.Parallel()
+// pythonStudy is study "s" served by floodtune serve, its data exported for
+// examples/python/torch_worker.py.
+type pythonStudy struct {
+	*env
+	srv   *server
+	token string // a worker token of the study
+	data  string // the export's directory
+}
+
+// newPythonStudy creates study "s" of specText, exports its data, serves it
+// and makes a worker token. It skips the test (fails it in CI) when Debian's
+// python3 cannot import torch and numpy.
+func newPythonStudy(t *testing.T, specText string) *pythonStudy {
+	t.Helper()
 	if err := exec.Command(debianPython, "-c", "import torch, numpy").Run(); err != nil {
 		if os.Getenv("CI") != "" {
 			t.Fatalf("%s cannot import torch and numpy (%v): install python3-torch (scripts/ensure-python-torch.sh does)", debianPython, err)
 		}
 		t.Skipf("%s cannot import torch and numpy (%v): install Debian's python3-torch", debianPython, err)
 	}
-	const budget = 8
-	e := newEnvOf(t, pgtest.Schema(t), fmt.Sprintf(`
-dataset: {name: gauss2d, train_size: 600, val_size: 200, test_size: 500, label_noise: 0.1}
-model: {hidden: [32, 32]}
-training: {optimizer: adam, lr: 0.01, batch_size: 50, epochs: 6}
-search: {sampler: tpe, trials: %d, seed: 3}
-space:
-  flood_level: {type: float, low: 0.0, high: 0.6}
-`, budget))
-	data := filepath.Join(e.dir, "data")
-	e.floodtune("dataset", "export", "--spec", filepath.Join(e.dir, "s.yaml"), "--out", data)
-	srv := e.serve("serve", "127.0.0.1:0")
-	token := e.workerToken("w")
-	pyCmd := exec.Command(debianPython, "../examples/python/torch_worker.py", "--server", "http://"+srv.addr,
-		"--study", "s", "--data", data, "--worker", "py", "--trials", "3")
-	pyCmd.Env = append(os.Environ(), "FLOODTUNE_TOKEN="+token)
-	py := e.run("python worker", pyCmd)
+	p := &pythonStudy{env: newEnvOf(t, pgtest.Schema(t), specText)}
+	p.data = filepath.Join(p.dir, "data")
+	p.floodtune("dataset", "export", "--spec", filepath.Join(p.dir, "s.yaml"), "--out", p.data)
+	p.srv = p.serve("serve", "127.0.0.1:0")
+	p.token = p.workerToken("w")
+	return p
+}
+
+// python starts the Python worker "py" on the data of dir for at most
+// trials trials.
+func (p *pythonStudy) python(dir string, trials int) *worker {
+	p.t.Helper()
+	cmd := exec.Command(debianPython, "../examples/python/torch_worker.py", "--server", "http://"+p.srv.addr,
+		"--study", "s", "--data", dir, "--worker", "py", "--trials", fmt.Sprint(trials))
+	cmd.Env = append(os.Environ(), "FLOODTUNE_TOKEN="+p.token)
+	return p.run("python worker", cmd)
+}
+
+// shareWithGo runs the Python worker for at most pyTrials trials and, once
+// it holds one, a Go worker, until the budget is spent. It checks that every
+// trial completed with its attributes and one report for each of its epochs,
+// and returns how many trials each language ran.
+func (p *pythonStudy) shareWithGo(budget, pyTrials, epochs int) map[string]int {
+	t := p.t
+	t.Helper()
+	py := p.python(p.data, pyTrials)
 	// The Go worker starts once the Python one holds a trial: both work.
-	until(t, 2*time.Minute, "the Python worker leases a trial", func() bool { return e.runningUnder("py#") != nil })
-	gw := e.remote("go worker", "http://"+srv.addr, token)
+	until(t, 2*time.Minute, "the Python worker leases a trial", func() bool { return p.runningUnder("py#") != nil })
+	gw := p.remote("go worker", "http://"+p.srv.addr, p.token)
 	for _, w := range []*worker{py, gw} {
 		if err := w.wait(t, 3*time.Minute); err != nil {
 			t.Fatalf("%s: %v\n%s", w.name, err, w.out.String())
 		}
 	}
-	e.checkStudy(budget)
+	p.checkStudy(budget)
 	byLang := map[string]int{}
-	for _, tr := range e.trials() {
+	for _, tr := range p.trials() {
 		if tr.State != storage.Complete {
 			t.Errorf("trial %d is %s (%q)", tr.Number, tr.State, tr.SystemAttrs[storage.FailReasonAttr])
 			continue
@@ -349,18 +369,101 @@ space:
 		switch {
 		case strings.HasPrefix(tr.Worker, "py#"):
 			byLang["python"]++
-			if tr.UserAttrs["worker_lang"] != "python" || tr.UserAttrs["test_acc"] == "" || len(tr.Intermediate) != 6 {
+			if tr.UserAttrs["worker_lang"] != "python" || tr.UserAttrs["test_acc"] == "" || len(tr.Intermediate) != epochs {
 				t.Errorf("Python's trial %d: attrs %v, %d epochs reported", tr.Number, tr.UserAttrs, len(tr.Intermediate))
 			}
 		default:
 			byLang["go"]++
-			if tr.UserAttrs["test_acc"] == "" || tr.UserAttrs["val_loss_curve"] == "" || len(tr.Intermediate) != 6 {
+			if tr.UserAttrs["test_acc"] == "" || tr.UserAttrs["val_loss_curve"] == "" || len(tr.Intermediate) != epochs {
 				t.Errorf("Go's trial %d: attrs %v, %d epochs reported", tr.Number, tr.UserAttrs, len(tr.Intermediate))
 			}
 		}
 	}
 	t.Logf("trials by worker: %v", byLang)
+	return byLang
+}
+
+// A Python worker (clients/python, examples/python/torch_worker.py, PyTorch)
+// and a Go worker share a study through the service.
+func TestAPythonWorkerAndAGoWorkerShareAStudy(t *testing.T) {
+	t.Parallel()
+	const budget = 8
+	p := newPythonStudy(t, fmt.Sprintf(`
+dataset: {name: gauss2d, train_size: 600, val_size: 200, test_size: 500, label_noise: 0.1}
+model: {hidden: [32, 32]}
+training: {optimizer: adam, lr: 0.01, batch_size: 50, epochs: 6}
+search: {sampler: tpe, trials: %d, seed: 3}
+space:
+  flood_level: {type: float, low: 0.0, high: 0.6}
+`, budget))
+	byLang := p.shareWithGo(budget, 3, 6)
 	if byLang["python"] < 1 || byLang["python"] > 3 || byLang["go"] < budget-3 {
 		t.Errorf("trials by worker: %v, want 1 to 3 by Python and the rest by Go", byLang)
+	}
+}
+
+// cnnSpec is a small convolutional network on mnist, its trials a second or
+// two.
+const cnnSpec = `
+dataset: {name: mnist, train_size: 300, val_size: 100, test_size: 200, label_noise: 0.2}
+model: {type: cnn, conv: [{channels: 4, kernel: 3, padding: 1, pool: 2}], hidden: [16]}
+training: {optimizer: momentum, lr: 0.1, batch_size: 30, epochs: 2}
+search: {sampler: random, trials: %d, seed: 5}
+space:
+  flood_level: {type: float, low: 0.0, high: 0.5}
+`
+
+// The Python worker trains the convolutional network of a CNN study on the
+// exported images, beside a Go worker.
+func TestAPythonWorkerAndAGoWorkerShareACNNStudy(t *testing.T) {
+	t.Parallel()
+	const budget = 4
+	p := newPythonStudy(t, fmt.Sprintf(cnnSpec, budget))
+	byLang := p.shareWithGo(budget, 2, 2)
+	if byLang["python"] < 1 || byLang["python"]+byLang["go"] != budget {
+		t.Errorf("trials by worker: %v, want at least 1 by Python and %d in all", byLang, budget)
+	}
+}
+
+// A Python worker whose export does not say the images' shape cannot
+// build a CNN trial's network: it says to re-export and gives the trial
+// back, unfailed, for another worker.
+func TestAPythonWorkerWithoutTheImageShapeGivesACNNTrialBack(t *testing.T) {
+	t.Parallel()
+	p := newPythonStudy(t, fmt.Sprintf(cnnSpec, 2))
+	metaFile := filepath.Join(p.data, "meta.json")
+	raw, err := os.ReadFile(metaFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var meta map[string]any
+	if err := json.Unmarshal(raw, &meta); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := meta["image"]; !ok {
+		t.Fatalf("meta.json of mnist has no image shape:\n%s", raw)
+	}
+	delete(meta, "image") // as an export by an older floodtune
+	if raw, err = json.Marshal(meta); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(metaFile, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	py := p.python(p.data, 1)
+	err = py.wait(t, 2*time.Minute)
+	out := py.out.String()
+	if err == nil || !strings.Contains(out, "has no image shape") || !strings.Contains(out, "re-export") {
+		t.Errorf("the Python worker exited with %v, saying:\n%s\nwant an error that the export has no image shape", err, out)
+	}
+	trials := p.trials()
+	if len(trials) != 2 {
+		t.Fatalf("%d trials, want the one given back and its retry", len(trials))
+	}
+	if tr := trials[0]; tr.State != storage.Fail || tr.RetriedBy == 0 {
+		t.Errorf("the Python worker's trial is %s, retried by %d: want it given back", tr.State, tr.RetriedBy)
+	}
+	if tr := trials[1]; tr.State != storage.Waiting || tr.Attempt != 1 {
+		t.Errorf("the retry is %s, attempt %d: want waiting, attempt 1", tr.State, tr.Attempt)
 	}
 }

@@ -3,11 +3,13 @@
 
 It trains the trials of a study on the data that `floodtune dataset export
 --spec SPEC --out DIR` wrote for the study's spec (the same split and the same
-noisy labels): an MLP built from the trial's configuration (or from fixed
-defaults when the study is not the built-in trainer's), the flooded loss
-|J - b| + b with the trial's flood level b, the validation accuracy reported
-after every epoch, and the outcome told with the test accuracy. It asks for
-trials until the study's budget is spent (or --trials have run).
+noisy labels): the MLP or the CNN of the trial's configuration (a CNN when it
+has convolutional layers, `conv`, on images of the shape that meta.json
+records; an MLP of fixed defaults when the study is not the built-in
+trainer's), the flooded loss |J - b| + b with the trial's flood level b, the
+validation accuracy reported after every epoch, and the outcome told with the
+test accuracy. It asks for trials until the study's budget is spent (or
+--trials have run).
 
   floodtune dataset export --spec examples/mnist-noise20.yaml --out out/mnist
   FLOODTUNE_TOKEN=ftk_... python3 torch_worker.py --server http://localhost:8080 \\
@@ -57,6 +59,24 @@ def trial_config(trial):
     return cfg
 
 
+def image_shape(cfg, meta, path):
+    """The (channels, height, width) of the rows for a convolutional network,
+    or None when the trial's network is an MLP."""
+    if not cfg.get("conv"):
+        return None
+    im = meta.get("image")
+    if not im:
+        raise ValueError(f"the trial's network is convolutional but {os.path.join(path, 'meta.json')} has no image "
+                         "shape (\"image\"): the export is not of images, or comes from a floodtune that did not "
+                         "record it; re-export the study's data with this floodtune "
+                         "(floodtune dataset export --spec SPEC --out DIR)")
+    shape = (int(im["channels"]), int(im["height"]), int(im["width"]))
+    if shape[0] * shape[1] * shape[2] != meta["features"]:
+        raise ValueError(f"{os.path.join(path, 'meta.json')}: images of {shape[0]}x{shape[1]}x{shape[2]} "
+                         f"are not rows of {meta['features']} features")
+    return shape
+
+
 def new_model(widths):
     layers = []
     for i in range(len(widths) - 1):
@@ -64,6 +84,25 @@ def new_model(widths):
         if i + 2 < len(widths):
             layers.append(torch.nn.ReLU())
     return torch.nn.Sequential(*layers)
+
+
+def new_cnn(shape, conv, hidden, classes):
+    """The convolutional layers conv (each a convolution, a ReLU and, when
+    pool >= 2, max pooling) on images of shape (C, H, W), then the dense
+    layers hidden and the output layer."""
+    layers, channels = [], shape[0]
+    for layer in conv:
+        out = int(layer["channels"])
+        layers.append(torch.nn.Conv2d(channels, out, int(layer["kernel"]), stride=max(int(layer.get("stride") or 0), 1),
+                                      padding=int(layer.get("padding") or 0)))
+        layers.append(torch.nn.ReLU())
+        if int(layer.get("pool") or 0) >= 2:
+            layers.append(torch.nn.MaxPool2d(int(layer["pool"])))
+        channels = out
+    layers.append(torch.nn.Flatten())
+    with torch.no_grad():  # the size of the flattened features, from one blank image
+        features = torch.nn.Sequential(*layers)(torch.zeros(1, *shape)).shape[1]
+    return torch.nn.Sequential(*layers, *new_model([features, *hidden, classes]))
 
 
 def new_optimizer(model, cfg):
@@ -80,22 +119,29 @@ def flooded_loss(logits, y, b, method):
     return (F.cross_entropy(logits, y) - b).abs() + b  # the minibatch's mean loss flooded
 
 
-def evaluate(model, x, y):
-    """The mean cross-entropy and the accuracy."""
+def evaluate(model, x, y, batch=1000):
+    """The mean cross-entropy and the accuracy, in batches of batch rows."""
     loss, correct = 0.0, 0
     with torch.no_grad():
-        for s in range(0, len(x), 1000):
-            out = model(x[s:s + 1000])
-            loss += F.cross_entropy(out, y[s:s + 1000], reduction="sum").item()
-            correct += (out.argmax(1) == y[s:s + 1000]).sum().item()
+        for s in range(0, len(x), batch):
+            out = model(x[s:s + batch])
+            loss += F.cross_entropy(out, y[s:s + batch], reduction="sum").item()
+            correct += (out.argmax(1) == y[s:s + batch]).sum().item()
     return loss / len(x), correct / len(x)
 
 
-def run_trial(trial, meta, data):
-    cfg = trial_config(trial)
+def run_trial(trial, cfg, shape, meta, data):
+    """Train the trial's network (a CNN on images of shape, or an MLP when
+    shape is None) and tell its outcome."""
     b, method, batch = trial.flood_level, trial.flood_method, int(cfg["batch_size"])
     torch.manual_seed(trial.seed)
-    model = new_model([meta["features"], *cfg["hidden"], meta["classes"]])
+    if shape is None:
+        model = new_model([meta["features"], *cfg["hidden"], meta["classes"]])
+        eval_batch = 1000
+    else:
+        model = new_cnn(shape, cfg["conv"], cfg["hidden"], meta["classes"])
+        data = {split: (x.reshape(len(x), *shape), y) for split, (x, y) in data.items()}
+        eval_batch = 250  # a CNN's activations are many times its input
     opt = new_optimizer(model, cfg)
     shuffle = torch.Generator().manual_seed(trial.seed)
     x, y = data["train"]
@@ -109,12 +155,12 @@ def run_trial(trial, meta, data):
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-        _, val_acc = evaluate(model, *data["val"])
+        _, val_acc = evaluate(model, *data["val"], batch=eval_batch)
         if trial.report(epoch, val_acc):  # the study's pruner says stop
             trial.prune(attrs={"val_acc": val_acc, "epochs": epoch, "worker_lang": "python"})
             return f"pruned at epoch {epoch}, val_acc {val_acc:.4f}"
-    train_loss, _ = evaluate(model, *data["train"])
-    _, test_acc = evaluate(model, *data["test"])
+    train_loss, _ = evaluate(model, *data["train"], batch=eval_batch)
+    _, test_acc = evaluate(model, *data["test"], batch=eval_batch)
     trial.tell(val_acc, attrs={"test_acc": test_acc, "val_acc": val_acc, "train_loss": train_loss,
                                "worker_lang": "python"})
     return f"val_acc {val_acc:.4f}, test_acc {test_acc:.4f}"
@@ -148,9 +194,18 @@ def main():
         if trial is None:
             print(f"{args.worker}: the budget of study {args.study} is spent", file=sys.stderr)
             return 0
+        cfg = trial_config(trial)
+        try:
+            shape = image_shape(cfg, meta, args.data)
+        except ValueError:  # the data here do not fit the trial: give it back, for a worker whose data do
+            try:
+                trial.release()
+            except Exception:  # noqa: BLE001 - the lease runs out and the trial is retried anyway
+                pass
+            raise
         try:
             with trial:  # renews the lease; an exception tells the trial failed
-                outcome = run_trial(trial, meta, data)
+                outcome = run_trial(trial, cfg, shape, meta, data)
         except FloatingPointError as e:
             outcome = f"failed: {e}"
         except LeaseLost:
