@@ -641,12 +641,24 @@ func FuzzConnectionStringNeverLeaksAPassword(f *testing.F) {
 			if rest := strings.Replace(conn, spelled, "", 1); strings.Contains(rest, spelled) || strings.Contains(baseline, spelled) {
 				continue
 			}
-			// The mask itself is no password ("xxx " is in "xxxxx ").
-			unmasked := func(s string) string { return strings.ReplaceAll(s, "xxxxx", "\x00") }
-			if strings.Contains(unmasked(msg), spelled) {
+			// The mask itself is no password ("xxx " is in "xxxxx "), and
+			// nothing that spans it is: each stretch between masks is
+			// searched alone.
+			shows := func(s string) bool {
+				if strings.Contains(spelled, "xxxxx") {
+					return strings.Contains(s, spelled)
+				}
+				for _, part := range strings.Split(s, "xxxxx") {
+					if strings.Contains(part, spelled) {
+						return true
+					}
+				}
+				return false
+			}
+			if shows(msg) {
 				t.Errorf("Open(%q) = %q shows the password %q", conn, msg, spelled)
 			}
-			if strings.Contains(unmasked(red), spelled) {
+			if shows(red) {
 				t.Errorf("Redact(%q) = %q shows the password %q", conn, red, spelled)
 			}
 		}
