@@ -300,3 +300,34 @@ func TestTheStepBreakdownNamesEveryOp(t *testing.T) {
 		}
 	}
 }
+
+// TestACNNTrainsOnAnIDXDatasetOfSeveralChannels: images of 3 channels in
+// IDX files reach a convolutional network with their shape.
+func TestACNNTrainsOnAnIDXDatasetOfSeveralChannels(t *testing.T) {
+	t.Parallel()
+	shape := ImageShape{Channels: 3, Height: 8, Width: 6}
+	set := [4][]byte{
+		idxImagesFile(60, shape, true), idxLabelsFile(60, mod5),
+		idxImagesFile(20, shape, true), idxLabelsFile(20, mod5),
+	}
+	dir := writeIdxDir(t, set, idxNames("train-images-idx4-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx4-ubyte", "t10k-labels-idx1-ubyte"))
+	d, err := LoadDataset(context.Background(), DatasetSpec{Name: "idx:" + dir, LabelNoise: 0.1, Seed: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := Config{Conv: []ConvLayer{{Channels: 4, Kernel: 3, Padding: 1, Pool: 2}}, Hidden: []int{8}, Optimizer: Adam, LR: 0.01, BatchSize: 16, Epochs: 2, Flood: flood.Batch, FloodLevel: 0.5, Seed: 1}
+	res, err := Train(context.Background(), d, c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.newModel(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(m.ConvW[0].Float32s()); got != 4*3*3*3 {
+		t.Errorf("the first convolution has %d weights, want 4·3·3·3 (3 input channels)", got)
+	}
+	if res.Epochs != 2 || res.Steps == 0 || !finite(res.TestLoss) {
+		t.Errorf("result %+v", res)
+	}
+}
